@@ -22,6 +22,11 @@ export interface Entry {
   devminor?: number;
   /** Extended attributes, e.g. security.capability. */
   xattrs?: Record<string, Buffer>;
+  /**
+   * How many paths share this file's content (itself plus hard links to it), when more than
+   * one: the cpio writer must mark the first copy before it sees the links.
+   */
+  nlink?: number;
   /** Extra PAX records carried into tar output (LinuxKit's LINUXKIT.source and LINUXKIT.location). */
   pax?: Record<string, string>;
   /**

@@ -10,8 +10,8 @@ export class ByteReader {
   /** Bytes consumed so far: lets parsers name byte offsets in errors. */
   offset = 0;
 
-  constructor(source: AsyncIterable<Uint8Array>) {
-    this.source = source[Symbol.asyncIterator]();
+  constructor(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>) {
+    this.source = Symbol.asyncIterator in source ? source[Symbol.asyncIterator]() : fromSync(source);
   }
 
   private async fill(min: number): Promise<void> {
@@ -88,4 +88,8 @@ export class ByteReader {
     await this.fill(1);
     return this.pendingBytes === 0 && this.ended;
   }
+}
+
+async function* fromSync(source: Iterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  yield* source;
 }

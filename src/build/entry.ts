@@ -33,10 +33,10 @@ export interface Entry {
    * A 'file' entry's bytes, exactly `size` of them. A consumer must read it to the end (or
    * drain it) before it pulls the next entry: it is usually a window onto a layer stream.
    */
-  content?: AsyncIterable<Uint8Array>;
+  content?: AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
 }
 
-export type EntryStream = AsyncIterable<Entry>;
+export type EntryStream = AsyncIterable<Entry> | Iterable<Entry>;
 
 /** LinuxKit's fixed timestamp for entries it generates (2017-04-18T16:30:00Z). */
 export const LINUXKIT_EPOCH = Date.UTC(2017, 3, 18, 16, 30, 0) / 1000;

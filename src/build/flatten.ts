@@ -19,6 +19,8 @@ export interface LayerInput {
   what: string;
   /** The layer's entries with names as stored. Called once per pass, so it must give the same entries each time. */
   open(): AsyncIterable<Entry> | Promise<AsyncIterable<Entry>>;
+  /** PAX records for the entries this layer contributes (LinuxKit's LINUXKIT.source and .location). */
+  pax?: Record<string, string>;
 }
 
 export interface FlattenOptions {
@@ -138,7 +140,7 @@ export async function* flattenLayers(layers: LayerInput[], options: FlattenOptio
     for (let n = node.parent; n && !n.emitted; n = n.parent) chain.push(n);
     for (const dir of chain.reverse()) {
       dir.emitted = true;
-      yield dir.version ? {...dir.version.entry} : {path: pathOf(dir), type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: options.mtime, size: 0};
+      yield dir.version ? tagged(dir.version.entry, layers[dir.version.layer]!.pax) : {path: pathOf(dir), type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: options.mtime, size: 0};
     }
   };
 
@@ -158,7 +160,7 @@ export async function* flattenLayers(layers: LayerInput[], options: FlattenOptio
           if (node.emitted) continue;
           yield* ensureAncestors(node);
           node.emitted = true;
-          yield {...version.entry};
+          yield tagged(version.entry, input.pax);
           continue;
         }
         if (version.linkTo) {
@@ -169,15 +171,15 @@ export async function* flattenLayers(layers: LayerInput[], options: FlattenOptio
           const target = leader ?? version.linkTo;
           if (target.entry.type === 'symlink') {
             // A hard link to a symlink is a second symlink with the same target.
-            yield {...version.entry, type: 'symlink', linkname: target.entry.linkname ?? ''};
+            yield {...tagged(version.entry, input.pax), type: 'symlink', linkname: target.entry.linkname ?? ''};
           } else {
-            yield {...version.entry, linkname: target.entry.path, size: 0};
+            yield {...tagged(version.entry, input.pax), linkname: target.entry.path, size: 0};
           }
           continue;
         }
         yield* ensureAncestors(node);
         node.emitted = true;
-        const out: Entry = {...version.entry};
+        const out: Entry = tagged(version.entry, input.pax);
         if (version.links && version.links > 1) out.nlink = version.links;
         if (raw.content) out.content = raw.content;
         yield out;
@@ -190,7 +192,7 @@ export async function* flattenLayers(layers: LayerInput[], options: FlattenOptio
         const leaderNode = lookupLiteral(root, leader.entry.path)!;
         yield* ensureAncestors(leaderNode);
         leaderNode.emitted = true;
-        const out: Entry = {...raw, path: leader.entry.path, type: 'file'};
+        const out: Entry = {...tagged(raw, input.pax), path: leader.entry.path, type: 'file'};
         delete out.linkname;
         if (group.length > 1) out.nlink = group.length;
         yield out; // the group's other links follow at their own places
@@ -204,6 +206,10 @@ export async function* flattenLayers(layers: LayerInput[], options: FlattenOptio
       throw new TskitError(`${pathOf(node)}: its layer gave different entries on a second read (the blob changed while building)`);
     }
   }
+}
+
+function tagged(entry: Entry, pax: Record<string, string> | undefined): Entry {
+  return pax ? {...entry, pax} : {...entry};
 }
 
 function childOf(parent: Node, name: string): Node {

@@ -10,7 +10,7 @@ const BLOCK = 512;
 /** A tar member as read; `path` and `linkname` are exactly as stored (not normalised). */
 export type TarEntry = Entry;
 
-export async function* readTar(source: AsyncIterable<Uint8Array>, what: string): AsyncGenerator<TarEntry> {
+export async function* readTar(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, what: string): AsyncGenerator<TarEntry> {
   const reader = new ByteReader(source);
   let globalPax: Map<string, Buffer> = new Map();
   let pax: Map<string, Buffer> | undefined;

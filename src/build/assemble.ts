@@ -1,0 +1,116 @@
+// Assembly: the whole root filesystem of a LinuxKit-style image as one ordered entry
+// stream, in LinuxKit's order: kernel, init images, volumes, onboot, onshutdown and service
+// bundles, then `files:`. Every output format consumes this one stream.
+import type {Emit} from '../events.ts';
+import type {ImageEntry, MobyConfig, Section} from '../config/types.ts';
+import type {ImageSource, Platform, ResolvedImage} from '../oci/types.ts';
+import {bundleEntries} from './bundle.ts';
+import type {Entry} from './entry.ts';
+import {fileEntries} from './files.ts';
+import {flattenLayers, type LayerInput} from './flatten.ts';
+import {imageLayerInputs} from './image-layers.ts';
+import {kernelEntries} from './kernel.ts';
+import {withParents} from './top-level.ts';
+import {RESOLV_CONF_SYMLINK, volumeEntries} from './volumes.ts';
+
+export const SECTIONS: Section[] = ['onboot', 'onshutdown', 'services'];
+
+export interface AssembleOptions {
+  source: ImageSource;
+  platform: Platform;
+  /** Timestamp of every entry tskit generates (SOURCE_DATE_EPOCH or LinuxKit's epoch). */
+  mtime: number;
+  /** Directory `files: source:` paths are relative to. */
+  cwd: string;
+  emit: Emit;
+  /** The merged configuration rendered for `files: metadata: json|yaml`. */
+  metadata(format: string): string;
+  /** Names a YAML location in errors: ['files', 2] -> "hello.yml:14:5". */
+  where?(path: Array<string | number>): string;
+  /** How many images to resolve at once. */
+  concurrency?: number;
+}
+
+export interface ResolvedImages {
+  kernel?: ResolvedImage;
+  init: ResolvedImage[];
+  onboot: ResolvedImage[];
+  onshutdown: ResolvedImage[];
+  services: ResolvedImage[];
+  volumes: Array<ResolvedImage | undefined>;
+}
+
+/** Resolves every image the configuration names (pulling what the cache lacks), a few at a time. */
+export async function resolveImages(config: MobyConfig, options: Pick<AssembleOptions, 'source' | 'platform' | 'concurrency'>): Promise<ResolvedImages> {
+  const jobs: Array<() => Promise<void>> = [];
+  const out: ResolvedImages = {init: [], onboot: [], onshutdown: [], services: [], volumes: []};
+  const resolve = (ref: string, store: (image: ResolvedImage) => void) => jobs.push(async () => store(await options.source.resolve(ref, options.platform)));
+  if (config.kernel?.image) resolve(config.kernel.image, (image) => (out.kernel = image));
+  (config.init ?? []).forEach((ref, i) => resolve(ref, (image) => (out.init[i] = image)));
+  for (const section of SECTIONS) {
+    (config[section] ?? []).forEach((entry, i) => resolve(entry.image, (image) => (out[section][i] = image)));
+  }
+  (config.volumes ?? []).forEach((volume, i) => {
+    out.volumes[i] = undefined;
+    if (volume.image) resolve(volume.image, (image) => (out.volumes[i] = image));
+  });
+  let next = 0;
+  const worker = async () => {
+    while (next < jobs.length) await jobs[next++]!();
+  };
+  await Promise.all(Array.from({length: Math.min(options.concurrency ?? 4, jobs.length)}, worker));
+  return out;
+}
+
+/** LinuxKit gives each container an id from 100 up, in section order, usable as uid/gid by name. */
+export function containerIds(config: MobyConfig): Map<string, number> {
+  const ids = new Map<string, number>();
+  let next = 100;
+  for (const section of SECTIONS) for (const entry of config[section] ?? []) ids.set(entry.name, next++);
+  return ids;
+}
+
+export function assemble(config: MobyConfig, images: ResolvedImages, options: AssembleOptions): AsyncGenerator<Entry> {
+  return withParents(parts(config, images, options), options.mtime);
+}
+
+async function* parts(config: MobyConfig, images: ResolvedImages, options: AssembleOptions): AsyncGenerator<Entry> {
+  const {source, mtime} = options;
+  const where = options.where ?? ((path) => path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${p}`)).join('').replace(/^\./, ''));
+  const idMap = containerIds(config);
+
+  if (config.kernel && images.kernel) {
+    const pax = {'LINUXKIT.source': images.kernel.ref, 'LINUXKIT.location': 'kernel'};
+    for await (const entry of kernelEntries(source, images.kernel, config.kernel, mtime)) yield {...entry, pax};
+  }
+
+  // Init images form the root filesystem together, later ones over earlier ones.
+  if (images.init.length > 0) {
+    const layers: LayerInput[] = images.init.flatMap((image, i) =>
+      imageLayerInputs(source, image, {mtime, linuxkitRules: true, resolvSymlink: RESOLV_CONF_SYMLINK, location: `init[${i}]`}),
+    );
+    yield* flattenLayers(layers, {mtime});
+  }
+
+  for (const [i, volume] of (config.volumes ?? []).entries()) {
+    const pax = {'LINUXKIT.source': images.volumes[i]?.ref ?? 'empty', 'LINUXKIT.location': `volume[${i}]`};
+    for await (const entry of volumeEntries(volume, i, images.volumes[i], {source, mtime})) yield {...entry, pax: entry.pax ?? pax};
+  }
+
+  const unpacked = new Map<string, string>();
+  for (const section of SECTIONS) {
+    const entries: ImageEntry[] = config[section] ?? [];
+    for (const [i, entry] of entries.entries()) {
+      const image = images[section][i]!;
+      const pax = {'LINUXKIT.source': image.ref, 'LINUXKIT.location': `${section}[${i}]`};
+      for await (const out of bundleEntries(section, i, entry, image, {source, idMap, volumes: config.volumes ?? [], mtime, unpacked})) {
+        yield {...out, pax};
+      }
+    }
+  }
+
+  const files = config.files ?? [];
+  for await (const entry of fileEntries(files, {idMap, mtime, cwd: options.cwd, metadata: options.metadata, where: (i) => where(['files', i])})) {
+    yield entry;
+  }
+}

@@ -1,0 +1,75 @@
+// Writes a byte stream to a file (optionally gzip'd), hashing and counting what lands on
+// disk, with bounded memory and backpressure all the way from the layer blobs.
+import {createHash} from 'node:crypto';
+import {createWriteStream} from 'node:fs';
+import {Readable} from 'node:stream';
+import {pipeline} from 'node:stream/promises';
+import {createGzip} from 'node:zlib';
+
+export interface Written {
+  size: number;
+  sha256: string;
+}
+
+export interface WriteOptions {
+  gzip?: boolean;
+  signal?: AbortSignal;
+  /** Called with the bytes written so far, at most every 100 ms. */
+  progress?(bytes: number): void;
+  /** Append instead of truncating (for an initrd after its microcode). */
+  append?: boolean;
+}
+
+const BATCH = 256 * 1024;
+
+/** Joins the many small pieces (512-byte tar headers, names) into writes of a useful size. */
+export async function* coalesce(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, batch = BATCH): AsyncGenerator<Buffer> {
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
+  for await (const chunk of source) {
+    const buffer = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    if (buffer.length >= batch) {
+      if (pendingBytes > 0) {
+        yield Buffer.concat(pending, pendingBytes);
+        pending = [];
+        pendingBytes = 0;
+      }
+      yield buffer;
+      continue;
+    }
+    pending.push(buffer);
+    pendingBytes += buffer.length;
+    if (pendingBytes >= batch) {
+      yield Buffer.concat(pending, pendingBytes);
+      pending = [];
+      pendingBytes = 0;
+    }
+  }
+  if (pendingBytes > 0) yield Buffer.concat(pending, pendingBytes);
+}
+
+export async function writeBytes(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, path: string, options: WriteOptions = {}): Promise<Written> {
+  const hash = createHash('sha256');
+  let size = 0;
+  let lastReport = 0;
+  const tap = async function* (chunks: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+    for await (const chunk of chunks) {
+      hash.update(chunk);
+      size += chunk.length;
+      if (options.progress && Date.now() - lastReport > 100) {
+        lastReport = Date.now();
+        options.progress(size);
+      }
+      yield chunk;
+    }
+  };
+  const out = createWriteStream(path, {flags: options.append ? 'a' : 'w', mode: 0o644});
+  const input = Readable.from(coalesce(source));
+  if (options.gzip) {
+    await pipeline(input, createGzip(), tap, out, {signal: options.signal});
+  } else {
+    await pipeline(input, tap, out, {signal: options.signal});
+  }
+  options.progress?.(size);
+  return {size, sha256: hash.digest('hex')};
+}

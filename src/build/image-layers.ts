@@ -1,0 +1,123 @@
+// Turns a resolved image into flatten inputs: each layer blob decompressed and read as tar,
+// with LinuxKit's per-image rules (files it drops, files it always writes) applied, so the
+// flattened image is what `linuxkit build` puts into the root filesystem.
+import {createGunzip, createZstdDecompress} from 'node:zlib';
+import {Readable, type Transform} from 'node:stream';
+import {pipeline} from 'node:stream/promises';
+import {TskitError} from '../errors.ts';
+import type {Descriptor, ImageSource, ResolvedImage} from '../oci/types.ts';
+import type {Entry} from './entry.ts';
+import type {LayerInput} from './flatten.ts';
+import {normalizeImagePath} from './image-path.ts';
+import {readTar} from './tar/reader.ts';
+
+/** Names LinuxKit drops from every image: artefacts of `docker export` and host-owned files. */
+const EXCLUDED = new Set(['.dockerenv', 'Dockerfile', 'dev/console', 'dev/pts', 'dev/shm', 'etc/hostname']);
+
+const HOSTS = `127.0.0.1       localhost
+::1     localhost ip6-localhost ip6-loopback
+fe00::0 ip6-localnet
+ff00::0 ip6-mcastprefix
+ff02::1 ip6-allnodes
+ff02::2 ip6-allrouters
+`;
+const NO_RESOLV_CONF = '\n# no resolv.conf configured\n';
+
+export interface ImageLayerOptions {
+  /** For init and volume images LinuxKit makes /etc/resolv.conf a symlink to this path. */
+  resolvSymlink?: string;
+  /** Timestamp of the entries LinuxKit writes itself. */
+  mtime: number;
+  /** Apply LinuxKit's rules (everything but the kernel image, whose files are picked by name). */
+  linuxkitRules: boolean;
+  /** Where the image is used in the YAML (`init[0]`, `onboot[2]`), recorded in PAX records as LinuxKit does. */
+  location?: string;
+}
+
+/** Opens a layer blob as a decompressed byte stream, by its media type. */
+export async function openLayerStream(source: ImageSource, image: ResolvedImage, layer: Descriptor): Promise<AsyncIterable<Uint8Array>> {
+  const blob = Readable.from(await source.openBlob(image, layer));
+  const type = layer.mediaType;
+  const through = (decompress: Transform) => {
+    // pipeline (unlike pipe) passes a read error on to the stream the consumer holds
+    pipeline(blob, decompress).catch(() => {});
+    return decompress;
+  };
+  if (type.endsWith('+gzip') || type.endsWith('.tar.gzip') || type === 'application/vnd.docker.image.rootfs.diff.tar.gzip') {
+    return through(createGunzip());
+  }
+  if (type.endsWith('+zstd')) return through(createZstdDecompress());
+  if (type.endsWith('.tar') || type === 'application/vnd.oci.image.layer.nondistributable.v1.tar') return blob;
+  throw new TskitError(`${image.ref}: layer ${layer.digest} has media type ${type}, which is not a tar layer tskit can read`);
+}
+
+export function imageLayerInputs(source: ImageSource, image: ResolvedImage, options: ImageLayerOptions): LayerInput[] {
+  const count = image.layers.length;
+  // LinuxKit only writes /etc/mtab when the image has none; known once the layers are indexed.
+  let hasMtab = false;
+  let indexed = false;
+  const inputs: LayerInput[] = image.layers.map((layer, i) => {
+    const what = `layer ${i + 1}/${count} (${layer.digest}) of ${image.ref}`;
+    return {
+      what,
+      async *open() {
+        const stream = await openLayerStream(source, image, layer);
+        for await (const entry of readTar(stream, what)) {
+          if (options.linuxkitRules) {
+            const path = normalizeImagePath(entry.path, what);
+            if (EXCLUDED.has(path)) continue;
+            if (!indexed) hasMtab = mtabAfter(hasMtab, path);
+            if (path === 'etc/mtab') entry.mtime = options.mtime;
+          }
+          yield entry;
+        }
+        if (i === count - 1) indexed = true;
+      },
+    };
+  });
+  if (options.linuxkitRules) {
+    inputs.push({
+      what: `files tskit adds to ${image.ref}`,
+      open: () => linuxkitAdditions(options, () => hasMtab),
+    });
+  }
+  if (options.location !== undefined) {
+    const pax = {'LINUXKIT.source': image.ref, 'LINUXKIT.location': options.location};
+    for (const input of inputs) input.pax = pax;
+  }
+  return inputs;
+}
+
+/** Tracks whether etc/mtab survives the layers seen so far (whiteouts included). */
+function mtabAfter(present: boolean, path: string): boolean {
+  if (path === 'etc/mtab') return true;
+  if (path === 'etc/.wh.mtab' || path === '.wh.etc' || path === 'etc/.wh..wh..opq') return false;
+  return present;
+}
+
+/**
+ * What LinuxKit writes after every image: the mount points and /etc files a container
+ * needs. Its directory entries always land (LinuxKit matches them by a name with a trailing
+ * slash that cleaned names never have), so they override the image's own attributes.
+ */
+async function* linuxkitAdditions(options: ImageLayerOptions, hasMtab: () => boolean): AsyncGenerator<Entry> {
+  const mtime = options.mtime;
+  const dir = (path: string): Entry => ({path, type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime, size: 0});
+  const text = (path: string, body: string): Entry => {
+    const bytes = Buffer.from(body);
+    return {path, type: 'file', mode: 0o644, uid: 0, gid: 0, mtime, size: bytes.length, content: [bytes]};
+  };
+  yield dir('dev');
+  yield dir('dev/pts');
+  yield dir('dev/shm');
+  yield dir('etc');
+  yield text('etc/hosts', HOSTS);
+  if (!hasMtab()) yield {path: 'etc/mtab', type: 'symlink', linkname: '/proc/mounts', mode: 0o755, uid: 0, gid: 0, mtime, size: 0};
+  if (options.resolvSymlink) {
+    yield {path: 'etc/resolv.conf', type: 'symlink', linkname: options.resolvSymlink, mode: 0o644, uid: 0, gid: 0, mtime, size: 0};
+  } else {
+    yield text('etc/resolv.conf', NO_RESOLV_CONF);
+  }
+  yield dir('proc');
+  yield dir('sys');
+}

@@ -1,5 +1,8 @@
 import {defineConfig} from 'vitest/config';
 
+// CI asks for a machine-readable report too (see .ci/run); people get the default output.
+const report = process.env.TSKIT_TEST_REPORT;
+
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
@@ -10,5 +13,6 @@ export default defineConfig({
     pool: 'forks',
     maxWorkers: 2,
     globalSetup: ['test/global-setup.ts'],
+    reporters: report ? ['default', ['json', {outputFile: report}]] : ['default'],
   },
 });

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs the host packages tskit's tests and quick start use (Debian/Ubuntu). tskit
+# itself needs none of them to build images; they are the peers it is tested against and
+# the tools the fixtures are made with. Safe to run again: only missing packages install.
+set -euo pipefail
+packages=(
+  qemu-system-x86 qemu-utils ovmf seabios ipxe-qemu   # booting images under TCG
+  docker-registry                                     # CNCF distribution, the OCI registry peer
+  busybox-static runc libseccomp2 kmod cpio           # fixture userland, kernel module tooling
+  skopeo umoci                                        # independent OCI tools the tests compare against
+  openssl apache2-utils                               # registry auth test peers (token certs, htpasswd)
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

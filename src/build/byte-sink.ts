@@ -4,7 +4,7 @@ import {createHash} from 'node:crypto';
 import {createWriteStream} from 'node:fs';
 import {Readable} from 'node:stream';
 import {pipeline} from 'node:stream/promises';
-import {createGzip} from 'node:zlib';
+import {parallelGzip} from './parallel-gzip.ts';
 
 export interface Written {
   size: number;
@@ -66,7 +66,7 @@ export async function writeBytes(source: AsyncIterable<Uint8Array> | Iterable<Ui
   const out = createWriteStream(path, {flags: options.append ? 'a' : 'w', mode: 0o644});
   const input = Readable.from(coalesce(source));
   if (options.gzip) {
-    await pipeline(input, createGzip(), tap, out, {signal: options.signal});
+    await pipeline(input, parallelGzip(), tap, out, {signal: options.signal});
   } else {
     await pipeline(input, tap, out, {signal: options.signal});
   }

@@ -24,6 +24,8 @@ declare module 'vitest' {
     tskitRegistry: string;
     /** http://host:port of the same registry. */
     tskitRegistryUrl: string;
+    /** The --mirror value pointing the templates' localhost:5000 at it: "localhost:5000=http://host:port". */
+    tskitMirror: string;
     /** The fixture set: every image's ref, tag, digest, platforms, and its OCI layout on disk. */
     tskitFixtures: FixtureSet;
   }
@@ -40,6 +42,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const registry = await startRegistry({storageDir: storage});
   project.provide('tskitRegistry', registry.host);
   project.provide('tskitRegistryUrl', registry.url);
+  project.provide('tskitMirror', `${TEMPLATE_REGISTRY}=${registry.url}`);
   project.provide('tskitFixtures', set);
   process.env.TSKIT_TEST_REGISTRY = registry.host;
   return async () => {

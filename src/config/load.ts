@@ -33,7 +33,8 @@ export interface ParsedSource {
 export function parseSource(source: SourceText): ParsedSource {
   const {root, problems: treeProblems} = parseYamlTree(source.text);
   const problems: ConfigProblem[] = treeProblems.map((p) => ({file: source.name, ...p.pos, message: p.message}));
-  const parsed = treeProblems.length === 0;
+  // duplicate keys or a bad tag still leave a tree worth checking; a syntax error does not
+  const parsed = root !== undefined || treeProblems.length === 0;
   if (parsed) {
     if (root === undefined) {
       problems.push({file: source.name, line: 1, col: 1, message: 'the configuration is empty'});
@@ -43,7 +44,7 @@ export function parseSource(source: SourceText): ParsedSource {
         ...root.pos,
         message: 'the configuration must be a mapping of sections (kernel, init, onboot, onshutdown, services, files, volumes, trust)',
       });
-    } else {
+    } else if (root.kind === 'map') {
       const schemaProblems: SchemaProblem[] = [];
       validateNode(root, mobySchema, [], schemaProblems);
       for (const p of schemaProblems) problems.push({file: source.name, ...p.pos, message: p.message});

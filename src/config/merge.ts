@@ -49,8 +49,7 @@ export function nodePosition(root: YNode | undefined, path: ConfigPath): {line: 
       const e = node.entries.find((x) => x.key === p);
       if (!e) break;
       node = e.value;
-      // an absent value (`key:`) has no text of its own: point at the key
-      pos = node.kind === 'scalar' && node.empty ? e.keyNode.pos : node.pos;
+      pos = node.pos;
     }
   }
   return pos;

@@ -145,6 +145,8 @@ export function parseYamlTree(text: string): ParsedYaml {
         }
         const keyPos = keyNode.pos;
         const value = build(pair.value as YamlNode | null, keyPos, seen);
+        // an absent value (`key:`) has no text of its own: it is where its key is
+        if (value.kind === 'scalar' && value.empty) value.pos = keyPos;
         if (keyNode.type === 'str' && keyNode.text === '<<' && isScalar(k) && k.type === 'PLAIN' && !k.tag) {
           merges.push(value);
           continue;

@@ -39,3 +39,16 @@ describe('LinuxKit examples', () => {
     expect(problems).toEqual([]);
   });
 });
+
+describe('docs/yaml.md', () => {
+  it('every yaml example in the reference validates', async () => {
+    const {readFile} = await import('node:fs/promises');
+    const {checkSources} = await import('../../../src/config/load.ts');
+    const doc = await readFile(new URL('../../../docs/yaml.md', import.meta.url), 'utf8');
+    const blocks = [...doc.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]!);
+    expect(blocks.length).toBeGreaterThanOrEqual(2);
+    for (const [i, text] of blocks.entries()) {
+      expect(checkSources([{name: `docs/yaml.md block ${i + 1}`, text}]).problems.map(formatProblem)).toEqual([]);
+    }
+  });
+});

@@ -20,6 +20,7 @@ import type {
   VolumeConfig,
 } from '../config/types.ts';
 import type {ContainerConfig} from '../oci/types.ts';
+import {formatPath} from '../config/schema.ts';
 import {LABEL, parseImageLabel} from './oci-spec-label.ts';
 
 export {formatSpecJson, formatRuntimeJson} from './oci-spec-json.ts';
@@ -126,7 +127,24 @@ export interface BundleContext {
   volumes: VolumeConfig[];
 }
 
-type Fail = (field: string, message: string) => never;
+/**
+ * A bundle config that cannot be made. `field` is the path of the offending value inside the
+ * image entry (e.g. ['binds', 1]), or inside the image's label when `fromLabel`; with the
+ * entry's own path (['onboot', 0]) LoadedConfig.positionOf turns it into file:line:col.
+ */
+export class BundleConfigError extends TskitError {
+  readonly field: Array<string | number>;
+  readonly fromLabel: boolean;
+
+  constructor(message: string, field: Array<string | number>, fromLabel: boolean) {
+    super(message);
+    this.name = 'BundleConfigError';
+    this.field = field;
+    this.fromLabel = fromLabel;
+  }
+}
+
+type Fail = (field: Array<string | number>, message: string, fromLabel?: boolean) => never;
 
 /**
  * build/volume.go: binds (and `type: bind` mounts) whose source does not start with "/" name
@@ -143,9 +161,9 @@ function withVolumePaths(entry: ImageEntry, volumes: VolumeConfig[], fail: Fail)
     out.mounts = entry.mounts.map((m, i) => {
       if (m.type !== 'bind' || (m.source ?? '').startsWith('/')) return m;
       const vol = byName.get(m.source ?? '');
-      if (!vol) fail(`mounts[${i}]`, `volume "${m.source ?? ''}" not found`);
+      if (!vol) fail(['mounts', i], `volume "${m.source ?? ''}" not found`);
       if (vol.readonly && (m.options ?? []).find((o) => o === 'rw' || o === 'ro') !== 'ro') {
-        fail(`mounts[${i}]`, `volume ${vol.name} is read-only, but attempting to write into container read-write`);
+        fail(['mounts', i], `volume ${vol.name} is read-only, but attempting to write into container read-write`);
       }
       return {...m, source: volumeMergedDir(vol.name)};
     });
@@ -157,9 +175,9 @@ function withVolumePaths(entry: ImageEntry, volumes: VolumeConfig[], fail: Fail)
       const parts = bind.split(':');
       if (parts[0]!.startsWith('/')) return bind;
       const vol = byName.get(parts[0]!);
-      if (!vol) fail(`${field}[${i}]`, `volume "${parts[0]}" not found`);
+      if (!vol) fail([field, i], `volume "${parts[0]}" not found`);
       if (vol.readonly && (parts.length < 3 || parts[2] !== 'ro')) {
-        fail(`${field}[${i}]`, `volume ${vol.name} is read-only, but attempting to write into container read-write`);
+        fail([field, i], `volume ${vol.name} is read-only, but attempting to write into container read-write`);
       }
       parts[0] = volumeMergedDir(vol.name);
       return parts.join(':');
@@ -201,11 +219,13 @@ export function bundleConfig(entry: ImageEntry, image: ContainerConfig | undefin
   const labelText = image?.Labels?.[LABEL] ?? '';
   const label: ImageConfigFields = labelText !== '' ? parseImageLabel(labelText, what) : {};
   // name the field, and say when the offending value came from the image's label
-  const fromLabel = (field: keyof ImageConfigFields, yamlField: keyof ImageConfigFields = field) =>
-    entry[yamlField] === undefined && label[field] !== undefined ? ` (from the image's ${LABEL} label)` : '';
-  const fail: Fail = (field, message) => {
-    throw new TskitError(`${what}: ${field}: ${message}`);
+  const fail: Fail = (field, message, fromLabel = false) => {
+    const origin = fromLabel ? ` (from the image's ${LABEL} label)` : '';
+    throw new BundleConfigError(`${what}: ${formatPath(field)}: ${message}${origin}`, field, fromLabel);
   };
+  const failAt: (origin: [Array<string | number>, boolean], message: string) => never = ([field, fromLabel], message) => fail(field, message, fromLabel);
+  /** The path of item i of a list taken from the entry, else from the label. */
+  const itemOf = (name: keyof ImageConfigFields, i: number): [Array<string | number>, boolean] => [[name, i], entry[name] === undefined];
   const y = withVolumePaths(entry, ctx.volumes, fail);
 
   // command, env and cwd may come from the image config, as Dockerfiles set them
@@ -228,16 +248,21 @@ export function bundleConfig(entry: ImageEntry, image: ContainerConfig | undefin
   ]);
   (y.tmpfs ?? label.tmpfs ?? []).forEach((t, i) => {
     const parts = t.split(':');
-    if (parts.length > 2) fail(`tmpfs[${i}]`, `cannot parse tmpfs, too many ':': ${t}${fromLabel('tmpfs')}`);
+    if (parts.length > 2) failAt(itemOf('tmpfs', i), `cannot parse tmpfs, too many ':': ${t}`);
     const dest = parts[0]!;
     mounts.set(dest, {destination: dest, type: 'tmpfs', source: 'tmpfs', options: parts.length === 2 ? parts[1]!.split(',') : undefined});
   });
   const binds = y.binds ?? mergeUnique(label.binds, y['binds.add']);
+  // where a bind came from: binds, else binds.add, else the label
+  const bindOrigin = (b: string, i: number): [Array<string | number>, boolean] => {
+    if (y.binds) return [['binds', i], false];
+    const k = y['binds.add']?.indexOf(b) ?? -1;
+    return k >= 0 && !label.binds?.includes(b) ? [['binds.add', k], false] : [['binds', label.binds?.indexOf(b) ?? i], true];
+  };
   binds.forEach((b, i) => {
     const parts = b.split(':');
-    const field = y.binds ? `binds[${i}]` : 'binds';
-    if (parts.length < 2) fail(field, `cannot parse bind, missing ':': ${b}`);
-    if (parts.length > 3) fail(field, `cannot parse bind, too many ':': ${b}`);
+    if (parts.length < 2) failAt(bindOrigin(b, i), `cannot parse bind, missing ':': ${b}`);
+    if (parts.length > 3) failAt(bindOrigin(b, i), `cannot parse bind, too many ':': ${b}`);
     const [src, dest] = parts as [string, string];
     // rshared unless options are given
     const options = parts.length === 3 ? [...parts[2]!.split(','), 'rbind'] : ['rw', 'rbind', 'rshared'];
@@ -245,7 +270,7 @@ export function bundleConfig(entry: ImageEntry, image: ContainerConfig | undefin
   });
   (y.mounts ?? label.mounts ?? []).forEach((m, i) => {
     const r = resolveMount(m);
-    if (typeof r === 'string') fail(`mounts[${i}]`, r + fromLabel('mounts'));
+    if (typeof r === 'string') failAt(itemOf('mounts', i), r);
     mounts.set(r.destination, {destination: r.destination, type: r.type, source: r.source, options: m.options});
   });
   // sorted by destination, so /dev comes before /dev/pts
@@ -264,33 +289,43 @@ export function bundleConfig(entry: ImageEntry, image: ContainerConfig | undefin
   ns('user', y.userns || label.userns || 'root', ['new']);
   namespaces.push({type: 'mount'});
 
-  const expand = (list: string[], field: string): string[] => {
+  // an unknown capability is reported where it is written: the entry's list, else the label's
+  const capabilityOrigin = (c: string, fields: Array<'capabilities' | 'capabilities.add' | 'ambient'>): [Array<string | number>, boolean] => {
+    for (const [source, fromLabel] of [[entry, false], [label, true]] as const) {
+      for (const f of fields) {
+        const k = source[f]?.indexOf(c) ?? -1;
+        if (k >= 0) return [[f, k], fromLabel];
+      }
+    }
+    return [[fields[0]!], false];
+  };
+  const expand = (list: string[], fields: Array<'capabilities' | 'capabilities.add' | 'ambient'>): string[] => {
     const kw = capabilityKeyword(list);
     if (kw === 'none') return [];
     if (kw === 'all') return [...ALL_CAPABILITIES];
-    for (const c of list) if (!isKnownCapability(c)) fail(field, `unknown capability: ${c}`);
+    for (const c of list) if (!isKnownCapability(c)) failAt(capabilityOrigin(c, fields), `unknown capability: ${c}`);
     return list;
   };
-  const caps = expand(y.capabilities ?? mergeUnique(label.capabilities, y['capabilities.add']), 'capabilities');
-  const ambient = expand(y.ambient ?? label.ambient ?? [], 'ambient');
+  const caps = expand(y.capabilities ?? mergeUnique(label.capabilities, y['capabilities.add']), y.capabilities ? ['capabilities'] : ['capabilities.add', 'capabilities']);
+  const ambient = expand(y.ambient ?? label.ambient ?? [], ['ambient']);
   const bounding = [...new Set([...caps, ...ambient])].sort(compareBytes);
 
   const rlimits = (y.rlimits ?? label.rlimits ?? []).map((r, i): OciRlimit => {
     const parsed = parseRlimit(r);
-    if (typeof parsed === 'string') fail(`rlimits[${i}]`, parsed + fromLabel('rlimits'));
+    if (typeof parsed === 'string') failAt(itemOf('rlimits', i), parsed);
     return {type: parsed.type, hard: parsed.hard, soft: parsed.soft};
   });
 
-  const id = (value: string | GoInteger | undefined, field: string) => {
+  const id = (value: string | GoInteger | undefined, field: Array<string | number>, fromLabel: boolean) => {
     try {
-      return idNumeric(value, ctx.idMap, field);
+      return idNumeric(value, ctx.idMap, String(field[0]));
     } catch (err) {
-      return fail(field, (err as Error).message);
+      return fail(field, (err as Error).message, fromLabel);
     }
   };
-  const uid = id(y.uid ?? label.uid, 'uid');
-  const gid = id(y.gid ?? label.gid, 'gid');
-  const additionalGids = (y.additionalGids ?? label.additionalGids ?? []).map((g, i) => id(g, `additionalGids[${i}]`));
+  const uid = id(y.uid ?? label.uid, ['uid'], y.uid === undefined);
+  const gid = id(y.gid ?? label.gid, ['gid'], y.gid === undefined);
+  const additionalGids = (y.additionalGids ?? label.additionalGids ?? []).map((g, i) => id(g, ...itemOf('additionalGids', i)));
 
   const resources: OciResources = {...((y.resources ?? label.resources ?? {}) as OciResources)};
   const cgroupDevices = [...(resources.devices ?? [])];
@@ -302,7 +337,7 @@ export function bundleConfig(entry: ImageEntry, image: ContainerConfig | undefin
       return;
     }
     const mode = parseOctalMode(d.mode ?? '');
-    if (mode === undefined) fail(`devices[${i}]`, `cannot parse device mode as octal value: "${d.mode ?? ''}"${fromLabel('devices')}`);
+    if (mode === undefined) failAt(itemOf('devices', i), `cannot parse device mode as octal value: "${d.mode ?? ''}"`);
     const dev: OciDevice = {path: d.path ?? '', type: d.type ?? '', major: d.major ?? 0, minor: d.minor ?? 0, fileMode: mode >>> 0};
     devices.push(dev);
     cgroupDevices.push({allow: true, type: dev.type, major: dev.major, minor: dev.minor, access: 'rwm'});

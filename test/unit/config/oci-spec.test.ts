@@ -4,7 +4,7 @@ import {describe, expect, it} from 'vitest';
 import {checkSources} from '../../../src/config/load.ts';
 import {containerIdMap} from '../../../src/config/ids.ts';
 import {ALL_CAPABILITIES} from '../../../src/config/capabilities.ts';
-import {bundleConfig, formatRuntimeJson, formatSpecJson, mergeUnique, rootfsMounts, type BundleConfig} from '../../../src/build/oci-spec.ts';
+import {bundleConfig, BundleConfigError, formatRuntimeJson, formatSpecJson, mergeUnique, rootfsMounts, type BundleConfig} from '../../../src/build/oci-spec.ts';
 import type {ContainerConfig} from '../../../src/oci/types.ts';
 
 const LABEL = 'org.mobyproject.config';
@@ -397,13 +397,41 @@ describe('config.json and runtime.json bytes', () => {
 
 describe('errors name the container and the field', () => {
   it('from the label', () => {
-    expect(() => one('', label({capabilities: ['CAP_NOPE']}))).toThrow('container "a" (alpine): capabilities: unknown capability: CAP_NOPE');
-    expect(() => one('', label({binds: ['/x']}))).toThrow(`container "a" (alpine): binds: cannot parse bind, missing ':': /x`);
+    expect(() => one('', label({capabilities: ['CAP_KILL', 'CAP_NOPE']}))).toThrow(
+      "container \"a\" (alpine): capabilities[1]: unknown capability: CAP_NOPE (from the image's org.mobyproject.config label)",
+    );
+    expect(() => one('', label({binds: ['/x']}))).toThrow(`container "a" (alpine): binds[0]: cannot parse bind, missing ':': /x (from the image's org.mobyproject.config label)`);
     expect(() => one('', label({uid: 'nobody'}))).toThrow('container "a" (alpine): uid: cannot find uid "nobody"');
     expect(() => one('', label({name: 'x'}))).toThrow('container "a" (alpine): invalid org.mobyproject.config label:\n  - name cannot be set in metadata label');
     expect(() => one('', label({command: 'not a list'}))).toThrow('command: expected a list, got a string ("not a list")');
     expect(() => one('', {Labels: {[LABEL]: '[1]'}})).toThrow('the label must hold an object');
-    expect(() => one('', label({rlimits: ['nofile,1']}))).toThrow("rlimits[0]: cannot parse rlimit \"nofile,1\": expected NAME,SOFT,HARD (from the image's org.mobyproject.config label)");
+    expect(() => one('', label({rlimits: ['nofile,1']}))).toThrow(
+      "rlimits[0]: cannot parse rlimit \"nofile,1\": expected NAME,SOFT,HARD (from the image's org.mobyproject.config label)",
+    );
+  });
+
+  it('carry the field path, so the build can point at file:line:col', () => {
+    const yaml = 'onboot:\n  - name: a\n    image: alpine\n    binds.add: ["/ok:/ok", "/bad"]\n';
+    const {loaded} = checkSources([{name: 'c.yml', text: yaml}]);
+    const err = (() => {
+      try {
+        bundleConfig(loaded.config.onboot![0]!, label({binds: ['/l:/l']}), {idMap: new Map(), volumes: []});
+      } catch (e) {
+        return e;
+      }
+    })() as BundleConfigError;
+    expect(err).toBeInstanceOf(BundleConfigError);
+    expect(err.field).toEqual(['binds.add', 1]);
+    expect(err.fromLabel).toBe(false);
+    expect(loaded.positionOf(['onboot', 0, ...err.field])).toEqual({file: 'c.yml', line: 4, col: 28});
+    const capErr = (() => {
+      try {
+        one('capabilities.add: [CAP_KILL, CAP_X]');
+      } catch (e) {
+        return e;
+      }
+    })() as BundleConfigError;
+    expect([capErr.field, capErr.fromLabel]).toEqual([['capabilities.add', 1], false]);
   });
 
   it('a label may carry fields LinuxKit drops, which are dropped as LinuxKit does', () => {

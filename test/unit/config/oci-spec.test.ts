@@ -426,7 +426,7 @@ describe('errors name the container and the field', () => {
     expect(loaded.positionOf(['onboot', 0, ...err.field])).toEqual({file: 'c.yml', line: 4, col: 28});
     const capErr = (() => {
       try {
-        one('capabilities.add: [CAP_KILL, CAP_X]');
+        bundleConfig({name: 'a', image: 'alpine', 'capabilities.add': ['CAP_KILL', 'CAP_X']}, undefined, {idMap: new Map(), volumes: []});
       } catch (e) {
         return e;
       }

@@ -211,8 +211,9 @@ const DEFAULT_CGROUP_OPTIONS = ['nosuid', 'noexec', 'nodev', 'relatime', 'ro'];
 
 /**
  * config.json and runtime.json content for one image entry, given the image's config and the
- * container id map. Throws TskitError naming the container and the field when the entry or
- * the image's label cannot be turned into a spec.
+ * container id map. Throws BundleConfigError (a TskitError) naming the container and the field
+ * when the entry or the image's label cannot be turned into a spec, and TskitError for a label
+ * that does not parse or fails LinuxKit's schema.
  */
 export function bundleConfig(entry: ImageEntry, image: ContainerConfig | undefined, ctx: BundleContext): BundleConfig {
   const what = `container "${entry.name}" (${entry.image})`;

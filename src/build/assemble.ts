@@ -1,6 +1,7 @@
 // Assembly: the whole root filesystem of a LinuxKit-style image as one ordered entry
 // stream, in LinuxKit's order: kernel, init images, volumes, onboot, onshutdown and service
 // bundles, then `files:`. Every output format consumes this one stream.
+import {containerIdMap} from '../config/ids.ts';
 import type {Emit} from '../events.ts';
 import type {ImageEntry, MobyConfig, Section} from '../config/types.ts';
 import type {ImageSource, Platform, ResolvedImage} from '../oci/types.ts';
@@ -62,14 +63,6 @@ export async function resolveImages(config: MobyConfig, options: Pick<AssembleOp
   return out;
 }
 
-/** LinuxKit gives each container an id from 100 up, in section order, usable as uid/gid by name. */
-export function containerIds(config: MobyConfig): Map<string, number> {
-  const ids = new Map<string, number>();
-  let next = 100;
-  for (const section of SECTIONS) for (const entry of config[section] ?? []) ids.set(entry.name, next++);
-  return ids;
-}
-
 export function assemble(config: MobyConfig, images: ResolvedImages, options: AssembleOptions): AsyncGenerator<Entry> {
   return withParents(parts(config, images, options), options.mtime);
 }
@@ -77,7 +70,7 @@ export function assemble(config: MobyConfig, images: ResolvedImages, options: As
 async function* parts(config: MobyConfig, images: ResolvedImages, options: AssembleOptions): AsyncGenerator<Entry> {
   const {source, mtime} = options;
   const where = options.where ?? ((path) => path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${p}`)).join('').replace(/^\./, ''));
-  const idMap = containerIds(config);
+  const idMap = containerIdMap(config);
 
   if (config.kernel && images.kernel) {
     const pax = {'LINUXKIT.source': images.kernel.ref, 'LINUXKIT.location': 'kernel'};

@@ -2,12 +2,12 @@
 // config.json, runtime.json and the image's root filesystem, either as rootfs/ (readonly:
 // bind-mounted onto itself at boot) or as lower/ plus tmp/ and an empty rootfs/ (an
 // overlay with a tmpfs upper layer is mounted there at boot).
-import type {ImageEntry, MountConfig, Section, VolumeConfig} from '../config/types.ts';
+import type {ImageEntry, Section, VolumeConfig} from '../config/types.ts';
 import type {ImageSource, ResolvedImage} from '../oci/types.ts';
 import type {Entry} from './entry.ts';
 import {flattenLayers} from './flatten.ts';
 import {imageLayerInputs} from './image-layers.ts';
-import {bundleConfig, formatRuntimeJson, formatSpecJson} from './oci-spec.ts';
+import {bundleConfig, formatRuntimeJson, formatSpecJson, rootfsMounts} from './oci-spec.ts';
 
 export interface BundleContext {
   source: ImageSource;
@@ -45,23 +45,14 @@ export async function* bundleEntries(section: Section, index: number, entry: Ima
 
   yield json(`${prefix}/config.json`, formatSpecJson(spec));
 
-  let rootfsMounts: MountConfig[];
   if (!readonly) {
-    const tmp = `${prefix}/tmp`;
-    yield dir(tmp);
+    yield dir(`${prefix}/tmp`);
     yield dir(`${prefix}/rootfs`);
-    rootfsMounts = [
-      {source: 'tmpfs', type: 'tmpfs', destination: `/${tmp}`},
-      // private, so nothing else sees the container's temporary layers
-      {destination: `/${tmp}`, options: ['remount', 'private']},
-      {source: 'overlay', type: 'overlay', destination: `/${prefix}/rootfs`, options: [`lowerdir=/${root}`, `upperdir=/${tmp}/upper`, `workdir=/${tmp}/work`]},
-    ];
-  } else {
-    if (shared !== undefined) yield dir(`${prefix}/rootfs`);
-    // runc wants the root to be a mount point: bind it from where it is (or onto itself)
-    rootfsMounts = [{source: `/${root}`, destination: `/${prefix}/rootfs`, options: ['bind']}];
+  } else if (shared !== undefined) {
+    yield dir(`${prefix}/rootfs`);
   }
-  yield json(`${prefix}/runtime.json`, formatRuntimeJson({...runtime, mounts: [...rootfsMounts, ...(runtime.mounts ?? [])]}));
+  const mounts = rootfsMounts(prefix, readonly, shared);
+  yield json(`${prefix}/runtime.json`, formatRuntimeJson({...runtime, mounts: [...mounts, ...(runtime.mounts ?? [])]}));
 }
 
 /** Moves an image's entries under a directory of the final image; hard links move with them. */

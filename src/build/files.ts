@@ -9,7 +9,7 @@ import {TskitError} from '../errors.ts';
 import type {FileConfig} from '../config/types.ts';
 import type {Entry} from './entry.ts';
 import {ancestorsOf, normalizeImagePath} from './image-path.ts';
-import {numericId} from './ids.ts';
+import {idNumeric} from '../config/ids.ts';
 
 export interface FilesContext {
   idMap: Map<string, number>;
@@ -39,8 +39,8 @@ export async function* fileEntries(files: FileConfig[], ctx: FilesContext): Asyn
     if (dirMode & 0o700) dirMode |= 0o100;
     if (dirMode & 0o070) dirMode |= 0o010;
     if (dirMode & 0o007) dirMode |= 0o001;
-    const uid = numericId(file.uid, ctx.idMap, `${where} uid`);
-    const gid = numericId(file.gid, ctx.idMap, `${where} gid`);
+    const uid = idNumeric(file.uid, ctx.idMap, `${where} uid`);
+    const gid = idNumeric(file.gid, ctx.idMap, `${where} gid`);
 
     let content: {size: number; stream: () => AsyncIterable<Uint8Array> | Iterable<Uint8Array>} | undefined;
     const isSpecial = file.directory || (file.symlink !== undefined && file.symlink !== '');

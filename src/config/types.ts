@@ -2,6 +2,12 @@
 // Optional fields stay undefined when absent: merging with the image's
 // org.mobyproject.config label depends on telling "absent" from "empty".
 
+/**
+ * An integer from the YAML: a number when it is exactly representable, a bigint beyond
+ * Number.MAX_SAFE_INTEGER (Go fields are int64/uint64, and config.json must keep every digit).
+ */
+export type GoInteger = number | bigint;
+
 export interface KernelConfig {
   image?: string;
   cmdline?: string;
@@ -19,8 +25,8 @@ export interface FileConfig {
   metadata?: string;
   optional?: boolean;
   mode?: string;
-  uid?: string | number;
-  gid?: string | number;
+  uid?: string | GoInteger;
+  gid?: string | GoInteger;
 }
 
 export interface VolumeConfig {
@@ -37,9 +43,9 @@ export interface TrustConfig {
 }
 
 export interface IDMapping {
-  hostID?: number;
-  containerID?: number;
-  size?: number;
+  hostID?: GoInteger;
+  containerID?: GoInteger;
+  size?: GoInteger;
 }
 
 export interface MountConfig {
@@ -54,8 +60,8 @@ export interface MountConfig {
 export interface DeviceConfig {
   path?: string;
   type?: string;
-  major?: number;
-  minor?: number;
+  major?: GoInteger;
+  minor?: GoInteger;
   mode?: string;
 }
 
@@ -110,11 +116,11 @@ export interface ImageConfigFields {
   readonly?: boolean;
   maskedPaths?: string[];
   readonlyPaths?: string[];
-  uid?: string | number;
-  gid?: string | number;
-  additionalGids?: Array<string | number>;
+  uid?: string | GoInteger;
+  gid?: string | GoInteger;
+  additionalGids?: Array<string | GoInteger>;
   noNewPrivileges?: boolean;
-  oomScoreAdj?: number;
+  oomScoreAdj?: GoInteger;
   rootfsPropagation?: string;
   cgroupsPath?: string;
   resources?: ResourcesConfig;

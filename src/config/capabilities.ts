@@ -1,0 +1,59 @@
+// The capabilities LinuxKit knows: capability.ListKnown() of github.com/moby/sys/capability
+// v0.3.0 (LinuxKit v1.8.2's go.mod), in that order (by number). `capabilities: [all]` expands
+// to exactly this list, and any name not in it is an error.
+export const ALL_CAPABILITIES: readonly string[] = [
+  'CAP_CHOWN',
+  'CAP_DAC_OVERRIDE',
+  'CAP_DAC_READ_SEARCH',
+  'CAP_FOWNER',
+  'CAP_FSETID',
+  'CAP_KILL',
+  'CAP_SETGID',
+  'CAP_SETUID',
+  'CAP_SETPCAP',
+  'CAP_LINUX_IMMUTABLE',
+  'CAP_NET_BIND_SERVICE',
+  'CAP_NET_BROADCAST',
+  'CAP_NET_ADMIN',
+  'CAP_NET_RAW',
+  'CAP_IPC_LOCK',
+  'CAP_IPC_OWNER',
+  'CAP_SYS_MODULE',
+  'CAP_SYS_RAWIO',
+  'CAP_SYS_CHROOT',
+  'CAP_SYS_PTRACE',
+  'CAP_SYS_PACCT',
+  'CAP_SYS_ADMIN',
+  'CAP_SYS_BOOT',
+  'CAP_SYS_NICE',
+  'CAP_SYS_RESOURCE',
+  'CAP_SYS_TIME',
+  'CAP_SYS_TTY_CONFIG',
+  'CAP_MKNOD',
+  'CAP_LEASE',
+  'CAP_AUDIT_WRITE',
+  'CAP_AUDIT_CONTROL',
+  'CAP_SETFCAP',
+  'CAP_MAC_OVERRIDE',
+  'CAP_MAC_ADMIN',
+  'CAP_SYSLOG',
+  'CAP_WAKE_ALARM',
+  'CAP_BLOCK_SUSPEND',
+  'CAP_AUDIT_READ',
+  'CAP_PERFMON',
+  'CAP_BPF',
+  'CAP_CHECKPOINT_RESTORE',
+];
+
+const known = new Set(ALL_CAPABILITIES);
+
+export function isKnownCapability(name: string): boolean {
+  return known.has(name);
+}
+
+/** A one-element list of "all" or "none" (any case) is a keyword, as in LinuxKit. */
+export function capabilityKeyword(list: readonly string[]): 'all' | 'none' | undefined {
+  if (list.length !== 1) return undefined;
+  const k = list[0]!.toLowerCase();
+  return k === 'all' || k === 'none' ? k : undefined;
+}

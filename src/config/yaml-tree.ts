@@ -1,0 +1,261 @@
+// YAML text to a small tree of maps, sequences and scalars that keeps the 1-based line and column
+// of every node, with scalars typed the way LinuxKit's decoder (gopkg.in/yaml.v3) types them.
+// Syntax errors, duplicate keys and tags that do not fit their value come back as problems with
+// positions rather than exceptions, so one run can report all of them.
+import {
+  LineCounter,
+  parseAllDocuments,
+  isAlias,
+  isMap,
+  isPair,
+  isScalar,
+  isSeq,
+  type Document,
+  type Node as YamlNode,
+  type Scalar,
+} from 'yaml';
+import {resolveV3, goParseInt, goParseUint, type Resolved} from './go-scalars.ts';
+
+export interface Pos {
+  line: number;
+  col: number;
+}
+
+export interface YScalar {
+  kind: 'scalar';
+  pos: Pos;
+  /** How LinuxKit's decoder sees it: ints are bigint (full int64/uint64 range), timestamps stay text. */
+  type: 'null' | 'bool' | 'int' | 'float' | 'str';
+  value: null | boolean | bigint | number | string;
+  /** The scalar's text as written (after unquoting). */
+  text: string;
+  /** True for an absent value (`key:` with nothing after it). */
+  empty: boolean;
+}
+
+export interface YEntry {
+  key: string;
+  keyNode: YScalar;
+  value: YNode;
+}
+
+export interface YMap {
+  kind: 'map';
+  pos: Pos;
+  entries: YEntry[];
+}
+
+export interface YSeq {
+  kind: 'seq';
+  pos: Pos;
+  items: YNode[];
+}
+
+export type YNode = YMap | YSeq | YScalar;
+
+export interface TreeProblem {
+  pos: Pos;
+  message: string;
+}
+
+export interface ParsedYaml {
+  /** The first document's root, or undefined when the text holds no document at all. */
+  root: YNode | undefined;
+  problems: TreeProblem[];
+}
+
+const TAG_PREFIX = 'tag:yaml.org,2002:';
+
+/** Parses YAML text; never throws for bad input. */
+export function parseYamlTree(text: string): ParsedYaml {
+  const lc = new LineCounter();
+  const problems: TreeProblem[] = [];
+  const posOf = (offset: number | undefined): Pos => {
+    const p = lc.linePos(offset ?? 0);
+    return {line: p.line, col: p.col};
+  };
+  let docs: Document.Parsed[];
+  try {
+    docs = parseAllDocuments(text, {
+      schema: 'failsafe',
+      lineCounter: lc,
+      prettyErrors: false,
+      uniqueKeys: false,
+      strict: true,
+      stringKeys: false,
+    }) as Document.Parsed[];
+  } catch (err) {
+    return {root: undefined, problems: [{pos: {line: 1, col: 1}, message: `YAML syntax error: ${(err as Error).message}`}]};
+  }
+  if (!Array.isArray(docs)) docs = [docs];
+  // Only the first syntax error: the ones after it are usually the parser losing its footing.
+  const syntax = docs.flatMap((d) => d.errors)[0];
+  if (syntax) {
+    const pos = posOf(syntax.pos[0]);
+    problems.push({pos, message: `YAML syntax error: ${cleanMessage(syntax.message)}${blockScalarCommentHint(text, pos.line)}`});
+    return {root: undefined, problems};
+  }
+  const first = docs[0];
+  if (!first) return {root: undefined, problems};
+  for (const later of docs.slice(1)) {
+    if (later.contents !== null && !(isScalar(later.contents) && later.contents.value === '' && later.contents.type === 'PLAIN')) {
+      problems.push({
+        pos: posOf(later.range[0]),
+        message: 'only one YAML document is allowed per file (LinuxKit reads the first and ignores the rest)',
+      });
+    }
+  }
+
+  const build = (node: YamlNode | null, fallback: Pos, seen: Set<YamlNode>): YNode => {
+    if (node === null) return {kind: 'scalar', pos: fallback, type: 'null', value: null, text: '', empty: true};
+    if (isAlias(node)) {
+      const target = node.resolve(first) as YamlNode | undefined;
+      if (!target) {
+        problems.push({pos: posOf(node.range?.[0]), message: `unknown alias *${node.source}`});
+        return {kind: 'scalar', pos: posOf(node.range?.[0]), type: 'null', value: null, text: '', empty: true};
+      }
+      if (seen.has(target)) {
+        problems.push({pos: posOf(node.range?.[0]), message: `alias *${node.source} refers to itself`});
+        return {kind: 'scalar', pos: posOf(node.range?.[0]), type: 'null', value: null, text: '', empty: true};
+      }
+      const inner = new Set(seen);
+      inner.add(target);
+      return build(target, posOf(node.range?.[0]), inner);
+    }
+    const pos = posOf(node.range?.[0]);
+    if (isScalar(node)) return scalar(node, pos);
+    if (isSeq(node)) {
+      return {kind: 'seq', pos, items: node.items.map((item) => build(item as YamlNode | null, pos, seen))};
+    }
+    if (isMap(node)) {
+      const entries: YEntry[] = [];
+      const merges: YNode[] = [];
+      for (const pair of node.items) {
+        if (!isPair(pair)) continue;
+        const k = pair.key as YamlNode | null;
+        let keyNode: YNode;
+        if (k !== null && !isScalar(k) && !isAlias(k)) {
+          problems.push({pos: posOf(k.range?.[0]), message: 'mapping keys must be plain strings, not collections'});
+          continue;
+        }
+        keyNode = build(k, pos, seen);
+        if (keyNode.kind !== 'scalar') {
+          problems.push({pos: keyNode.pos, message: 'mapping keys must be plain strings, not collections'});
+          continue;
+        }
+        const keyPos = keyNode.pos;
+        const value = build(pair.value as YamlNode | null, keyPos, seen);
+        // an absent value (`key:`) has no text of its own: it is where its key is
+        if (value.kind === 'scalar' && value.empty) value.pos = keyPos;
+        if (keyNode.type === 'str' && keyNode.text === '<<' && isScalar(k) && k.type === 'PLAIN' && !k.tag) {
+          merges.push(value);
+          continue;
+        }
+        const key = keyNode.text;
+        const dup = entries.find((e) => e.key === key);
+        if (dup) {
+          problems.push({
+            pos: keyPos,
+            message: `duplicate key "${key}" (first defined at line ${dup.keyNode.pos.line})`,
+          });
+          continue;
+        }
+        entries.push({key, keyNode, value});
+      }
+      // `<<` merge keys (YAML 1.1, supported by yaml.v3): keys written in the mapping win.
+      for (const m of merges) {
+        const sources = m.kind === 'seq' ? m.items : [m];
+        for (const src of sources) {
+          if (src.kind !== 'map') {
+            problems.push({pos: src.pos, message: 'a merge key (<<) needs a mapping or a list of mappings'});
+            continue;
+          }
+          for (const e of src.entries) {
+            if (!entries.some((x) => x.key === e.key)) entries.push(e);
+          }
+        }
+      }
+      return {kind: 'map', pos, entries};
+    }
+    problems.push({pos, message: 'unsupported YAML node'});
+    return {kind: 'scalar', pos, type: 'null', value: null, text: '', empty: true};
+  };
+
+  const scalar = (node: Scalar, pos: Pos): YScalar => {
+    const text = String(node.value ?? '');
+    const tag = node.tag ? shortTag(node.tag) : '';
+    const quoted = node.type !== 'PLAIN' && node.type !== undefined;
+    const empty = node.type === 'PLAIN' && text === '' && !node.tag && (node.range?.[0] === node.range?.[1]);
+    // As yaml.v3: quoted and block scalars without a tag (or with the bare "!") are strings.
+    if (tag === '!!str' || ((tag === '' || tag === '!') && quoted)) {
+      return {kind: 'scalar', pos, type: 'str', value: text, text, empty: false};
+    }
+    if (tag !== '' && !['!!bool', '!!int', '!!float', '!!null', '!!timestamp'].includes(tag)) {
+      // Unknown tags (custom ones, !!binary...) decode as their text.
+      return {kind: 'scalar', pos, type: 'str', value: text, text, empty: false};
+    }
+    const r = resolveTagged(tag, text);
+    if (typeof r === 'string') {
+      problems.push({pos, message: r});
+      return {kind: 'scalar', pos, type: 'str', value: text, text, empty: false};
+    }
+    switch (r.tag) {
+      case 'null':
+        return {kind: 'scalar', pos, type: 'null', value: null, text, empty};
+      case 'bool':
+      case 'int':
+      case 'float':
+        return {kind: 'scalar', pos, type: r.tag, value: r.value, text, empty: false};
+      default:
+        // timestamps and `<<` used as a value are strings to every field LinuxKit has
+        return {kind: 'scalar', pos, type: 'str', value: text, text, empty: false};
+    }
+  };
+
+  const root = build(first.contents as YamlNode | null, {line: 1, col: 1}, new Set());
+  const blank = first.contents === null || (root.kind === 'scalar' && root.empty);
+  if (blank && /^\s*$/.test(text.replace(/#.*$/gm, ''))) return {root: undefined, problems};
+  return {root, problems};
+}
+
+function shortTag(tag: string): string {
+  return tag.startsWith(TAG_PREFIX) ? '!!' + tag.slice(TAG_PREFIX.length) : tag;
+}
+
+/** yaml.v3 resolve() with an explicit or empty tag; a string result is the decoder's error. */
+function resolveTagged(tag: string, text: string): Resolved | string {
+  const r = resolveV3(text);
+  if (tag === '' || tag === '!!' + r.tag) return r;
+  if (tag === '!!float' && r.tag === 'int') return {tag: 'float', value: Number(r.value)};
+  if (tag === '!!int' && r.tag === 'str') {
+    // "!!int" on text that only parses with an explicit tag (rare): mirror resolve's failure
+    const v = goParseInt(text.replaceAll('_', ''), 0) ?? goParseUint(text.replaceAll('_', ''), 0);
+    if (v !== undefined) return {tag: 'int', value: v};
+  }
+  const rtag = r.tag === 'merge' ? '!!merge' : '!!' + r.tag;
+  return `cannot decode ${rtag} \`${text}\` as a ${tag}`;
+}
+
+/**
+ * A line starting with "#" at column 1 right after a block scalar header (`key: |`) is not part
+ * of the block: it ends the block (YAML, yaml.v3 and LinuxKit agree), and the block's indented
+ * lines that follow no longer parse. Say so when that is what went wrong.
+ */
+function blockScalarCommentHint(text: string, errorLine: number): string {
+  const lines = text.split(/\r?\n/);
+  for (let i = errorLine - 1; i >= 1 && i >= errorLine - 50; i--) {
+    if (!/^#/.test(lines[i] ?? '')) continue;
+    let j = i - 1;
+    while (j >= 0 && /^#/.test(lines[j] ?? '')) j--;
+    const header = (lines[j] ?? '').replace(/\s+#.*$/, '');
+    if (/:\s*[|>][0-9+-]*\s*$/.test(header) || /^\s*-\s*[|>][0-9+-]*\s*$/.test(header)) {
+      return ` (line ${i + 1} starts with "#" at column 1 inside the block scalar begun on line ${j + 1}: that ends the block; indent the line like the block's other lines to keep it as text)`;
+    }
+  }
+  return '';
+}
+
+function cleanMessage(message: string): string {
+  // The yaml package appends "at line N, column M" itself; we print positions in front.
+  return message.replace(/ at line \d+, column \d+:?[\s\S]*$/, '').trim();
+}

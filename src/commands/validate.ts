@@ -1,7 +1,7 @@
 import {Args, Command, Flags} from '@oclif/core';
 import {TskitError} from '../errors.ts';
 import {validateSources} from '../config/load.ts';
-import {formatProblem, type ConfigProblem} from '../config/problems.ts';
+import {formatProblem, isError, type ConfigProblem} from '../config/problems.ts';
 
 export default class Validate extends Command {
   static override summary = 'Check LinuxKit YAML configs without pulling any image.';
@@ -46,15 +46,16 @@ would merge them. FILE may be "-" for stdin or an https:// URL.`;
       return;
     }
     const names = (f: string) => (f === '-' ? '<stdin>' : f);
-    const bad = new Set(problems.map((p) => p.file));
-    const ok = flags.merge && problems.length > 0 ? [] : files.map(names).filter((f) => !bad.has(f));
+    const errors = problems.filter(isError);
+    const bad = new Set(errors.map((p) => p.file));
+    const ok = flags.merge && errors.length > 0 ? [] : files.map(names).filter((f) => !bad.has(f));
     if (flags.json) {
-      for (const p of problems) process.stdout.write(JSON.stringify({type: 'problem', ...p}) + '\n');
+      for (const p of problems) process.stdout.write(JSON.stringify({type: p.warning ? 'warning' : 'problem', ...p}) + '\n');
       for (const f of ok) process.stdout.write(JSON.stringify({type: 'ok', file: f}) + '\n');
     } else {
       for (const p of problems) process.stderr.write(formatProblem(p) + '\n');
       if (!flags.quiet) for (const f of ok) process.stdout.write(`${f}: ok\n`);
     }
-    if (problems.length > 0) process.exitCode = 1;
+    if (errors.length > 0) process.exitCode = 1;
   }
 }

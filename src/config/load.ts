@@ -1,7 +1,7 @@
 // Loading LinuxKit YAML configs: read every source, parse with positions, validate against
 // LinuxKit's schema and semantic rules, merge in LinuxKit's order. Every problem in every
 // source is collected before anything is thrown, so one run shows all of them.
-import {ConfigError, sortProblems, type ConfigProblem} from './problems.ts';
+import {ConfigError, isError, sortProblems, type ConfigProblem} from './problems.ts';
 import {mergeConfigs, type ConfigPath, type SourceTree} from './merge.ts';
 import {toModel} from './model.ts';
 import {mobySchema, validateNode, type SchemaProblem} from './schema.ts';
@@ -13,6 +13,8 @@ import type {MobyConfig, SourcePosition} from './types.ts';
 
 export interface LoadedConfig {
   config: MobyConfig;
+  /** Problems that do not stop a build (printed by commands). */
+  warnings?: ConfigProblem[];
   /** Source names in merge order (paths, URLs, "<stdin>"). */
   sources: string[];
   /**
@@ -32,7 +34,7 @@ export interface ParsedSource {
 /** Parses and schema-checks one source's text. */
 export function parseSource(source: SourceText): ParsedSource {
   const {root, problems: treeProblems} = parseYamlTree(source.text);
-  const problems: ConfigProblem[] = treeProblems.map((p) => ({file: source.name, ...p.pos, message: p.message}));
+  const problems: ConfigProblem[] = treeProblems.map((p) => ({file: source.name, ...p.pos, message: p.message, ...(p.warning ? {warning: true} : {})}));
   // duplicate keys or a bad tag still leave a tree worth checking; a syntax error does not
   const parsed = root !== undefined || treeProblems.length === 0;
   if (parsed) {
@@ -74,8 +76,8 @@ export async function loadConfig(sources: string[], opts: ReadOptions = {}): Pro
   if (sources.length === 0) throw new TskitError('no configuration file given');
   const texts = await readSources(sources, opts);
   const {loaded, problems} = checkSources(texts);
-  if (problems.length > 0) throw new ConfigError(problems);
-  return loaded;
+  if (problems.some(isError)) throw new ConfigError(problems.filter(isError));
+  return {...loaded, warnings: problems.filter((p) => !isError(p))};
 }
 
 export interface ValidateOptions extends ReadOptions {

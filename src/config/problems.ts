@@ -10,11 +10,16 @@ export interface ConfigProblem {
   /** 1-based. */
   col: number;
   message: string;
+  /** A warning is reported but does not make the configuration invalid. */
+  warning?: boolean;
 }
+
+export const isError = (p: ConfigProblem) => !p.warning;
 
 /** `file:line:col: message`, or `file: message` for a problem with the source as a whole (line 0). */
 export function formatProblem(p: ConfigProblem): string {
-  return p.line > 0 ? `${p.file}:${p.line}:${p.col}: ${p.message}` : `${p.file}: ${p.message}`;
+  const message = p.warning ? `warning: ${p.message}` : p.message;
+  return p.line > 0 ? `${p.file}:${p.line}:${p.col}: ${message}` : `${p.file}: ${message}`;
 }
 
 /** Orders problems by source (in the given order), then by position. */

@@ -56,6 +56,8 @@ export type YNode = YMap | YSeq | YScalar;
 export interface TreeProblem {
   pos: Pos;
   message: string;
+  /** Reported, but the file is still accepted. */
+  warning?: boolean;
 }
 
 export interface ParsedYaml {
@@ -66,13 +68,37 @@ export interface ParsedYaml {
 
 const TAG_PREFIX = 'tag:yaml.org,2002:';
 
-/** Parses YAML text; never throws for bad input. */
+/**
+ * Parses YAML text; never throws for bad input. Text that does not parse only because a
+ * column-1 comment interrupts a block scalar (LinuxKit's own static-ip example does this)
+ * is read with those comment lines taken as comments, with a warning.
+ */
 export function parseYamlTree(text: string): ParsedYaml {
+  const strict = parseYamlTreeOnce(text, []);
+  if (!strict.problems.some((p) => p.message.startsWith('YAML syntax error'))) return strict;
+  const repair = dropStrayBlockComments(text);
+  if (repair.removed.length === 0) return strict;
+  const repaired = parseYamlTreeOnce(repair.text, repair.removed);
+  if (repaired.problems.some((p) => p.message.startsWith('YAML syntax error'))) return strict;
+  const warnings: TreeProblem[] = repair.removed.map((line) => ({
+    pos: {line, col: 1},
+    warning: true,
+    message:
+      `a comment at column 1 inside the block scalar above ends it in YAML, so LinuxKit rejects this file; ` +
+      `tskit reads the line as a comment and keeps the block going (indent it like the block's lines to keep it as text, or remove it)`,
+  }));
+  return {root: repaired.root, problems: [...warnings, ...repaired.problems]};
+}
+
+function parseYamlTreeOnce(text: string, removedLines: number[]): ParsedYaml {
   const lc = new LineCounter();
   const problems: TreeProblem[] = [];
   const posOf = (offset: number | undefined): Pos => {
     const p = lc.linePos(offset ?? 0);
-    return {line: p.line, col: p.col};
+    let line = p.line;
+    // report lines of the text as written, before any stray comment lines were dropped
+    for (const removed of removedLines) if (removed <= line) line++;
+    return {line, col: p.col};
   };
   let docs: Document.Parsed[];
   try {
@@ -253,6 +279,43 @@ function blockScalarCommentHint(text: string, errorLine: number): string {
     }
   }
   return '';
+}
+
+/**
+ * Finds lines that start with "#" left of a block scalar's indentation while the block's
+ * indented lines go on after them, and returns the text without those lines (and their
+ * 1-based numbers). Only used on text that does not parse as written.
+ */
+export function dropStrayBlockComments(text: string): {text: string; removed: number[]} {
+  const lines = text.split('\n');
+  const removed: number[] = [];
+  const indentOf = (line: string) => line.length - line.trimStart().length;
+  const isBlank = (line: string) => line.trim() === '';
+  for (let i = 0; i < lines.length; i++) {
+    const header = lines[i]!.replace(/\s+#.*$/, '');
+    if (!/(?::|^\s*-|\s-)\s*[|>][0-9+-]*\s*$/.test(header)) continue;
+    const parentIndent = indentOf(lines[i]!);
+    // the block's indentation: its first line that is neither blank nor such a comment
+    let contentIndent = -1;
+    for (let j = i + 1; j < lines.length; j++) {
+      const line = lines[j]!;
+      if (isBlank(line) || (line.trimStart().startsWith('#') && indentOf(line) <= parentIndent)) continue;
+      contentIndent = indentOf(line);
+      break;
+    }
+    if (contentIndent <= parentIndent) continue;
+    for (let j = i + 1; j < lines.length; j++) {
+      const line = lines[j]!;
+      if (isBlank(line) || indentOf(line) >= contentIndent) continue;
+      if (!line.trimStart().startsWith('#')) break; // the block really ends here
+      let k = j + 1;
+      while (k < lines.length && (isBlank(lines[k]!) || (lines[k]!.trimStart().startsWith('#') && indentOf(lines[k]!) < contentIndent))) k++;
+      if (k < lines.length && indentOf(lines[k]!) >= contentIndent) removed.push(j + 1);
+      else break;
+    }
+  }
+  const drop = new Set(removed);
+  return {text: lines.filter((_, i) => !drop.has(i + 1)).join('\n'), removed};
 }
 
 function cleanMessage(message: string): string {

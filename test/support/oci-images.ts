@@ -147,6 +147,8 @@ export interface PushOptions {
 export async function pushLayout(layout: WrittenLayout, host: string, repoTag: string, options: PushOptions = {}): Promise<string> {
   const args = ['copy', '--quiet', '--all', '--dest-tls-verify=false'];
   if (options.format) args.push('--format', options.format);
+  // What we wrote is what the registry gets, unless a conversion was asked for.
+  if (options.format !== 'v2s2') args.push('--preserve-digests');
   if (options.creds) args.push('--dest-creds', options.creds);
   args.push(`oci:${layout.dir}:${layout.tag}`, `docker://${host}/${repoTag}`);
   await run('skopeo', args, {timeout: 120_000});

@@ -7,7 +7,7 @@ import {randomBytes} from 'node:crypto';
 import {readFileSync} from 'node:fs';
 import {mkdir, open, readdir, readFile, rename, stat, unlink, writeFile} from 'node:fs/promises';
 import {hostname} from 'node:os';
-import {join} from 'node:path';
+import {dirname, join} from 'node:path';
 import {TskitError} from '../errors.ts';
 
 export interface ProcessIdentity {
@@ -105,7 +105,12 @@ export class CacheLock {
         this.nonce = nonce;
         return;
       } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT') {
+          await mkdir(dirname(this.path), {recursive: true});
+          continue;
+        }
+        if (code !== 'EEXIST') throw error;
       }
       const holder = await this.readHolder();
       if (holder === 'gone') continue;

@@ -241,6 +241,7 @@ export class ImageCache implements ImageSource {
   private readonly resolving = new Map<string, Promise<ResolvedImage>>();
   private client: RegistryClient | undefined;
   private ownsClient = false;
+  private layoutReady = false;
 
   constructor(options: ImageCacheOptions) {
     this.options = options;
@@ -285,6 +286,7 @@ export class ImageCache implements ImageSource {
 
   /** Creates the layout (directories, oci-layout, empty index.json) when missing. */
   async ensureLayout(): Promise<void> {
+    if (this.layoutReady) return;
     await mkdir(join(this.dir, 'blobs', 'sha256'), {recursive: true});
     await mkdir(this.leaseDir, {recursive: true});
     await mkdir(this.ingestDir, {recursive: true});
@@ -305,6 +307,7 @@ export class ImageCache implements ImageSource {
         }
       });
     }
+    this.layoutReady = true;
   }
 
   /** index.json as it is now (an empty index when the cache does not exist yet). Needs no lock: it is replaced atomically. */

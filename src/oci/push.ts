@@ -18,6 +18,8 @@ export interface PushOptions {
   /** Bytes per upload chunk (default 16 MiB); `monolithic` sends each blob in one PUT. */
   chunkSize?: number;
   monolithic?: boolean;
+  /** Try cross-repository mounts when source and target share a registry (default true). */
+  mount?: boolean;
   emit?: Emit;
 }
 
@@ -55,7 +57,7 @@ export async function pushImage(cache: ImageCache, client: RegistryClient, sourc
     const rootJson = JSON.parse(rootBytes.toString('utf8')) as {mediaType?: string; manifests?: Descriptor[]};
     const rootType = rootJson.mediaType || entry.mediaType || (Array.isArray(rootJson.manifests) ? MediaTypes.ociIndex : MediaTypes.ociManifest);
     const mountFrom: ImageReference | undefined =
-      sourceRef.domain === targetRef.domain && repositoryName(sourceRef) !== repositoryName(targetRef) ? sourceRef : undefined;
+      options.mount !== false && sourceRef.domain === targetRef.domain && repositoryName(sourceRef) !== repositoryName(targetRef) ? sourceRef : undefined;
     const counts: Record<UploadOutcome, number> = {exists: 0, mounted: 0, uploaded: 0};
 
     const pushManifest = async (descriptor: Descriptor, bytes: Buffer, what: string, asRoot: boolean): Promise<string> => {

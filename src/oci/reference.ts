@@ -175,6 +175,7 @@ export function withDigest(ref: ImageReference, digest: string): ImageReference 
 /** Registry host without the port (for loopback checks and credential lookups). */
 export function hostWithoutPort(domain: string): string {
   if (domain.startsWith('[')) return domain.slice(0, domain.indexOf(']') + 1);
+  if (domain.indexOf(':') !== domain.lastIndexOf(':')) return domain; // a bare IPv6 address
   const colon = domain.lastIndexOf(':');
   return colon >= 0 ? domain.slice(0, colon) : domain;
 }

@@ -15,6 +15,8 @@ export interface CountingProxy {
   requests: RecordedRequest[];
   /** TCP connections accepted (an https probe counts here, but is no request). */
   connections: number;
+  /** Answers matching requests with `status` itself instead of forwarding them; returns an undo function. */
+  refuse(match: (req: RecordedRequest) => boolean, status: number): () => void;
   /** The next response to a matching request is cut (connection destroyed) after `bytes` body bytes. */
   breakOnce(match: (req: RecordedRequest) => boolean, bytes: number): void;
   /** Holds requests matching `match` until the returned function is called. */
@@ -22,11 +24,12 @@ export interface CountingProxy {
   stop(): Promise<void>;
 }
 
-export async function startCountingProxy(target: string): Promise<CountingProxy> {
+export async function startCountingProxy(target: string, bind = '127.0.0.1'): Promise<CountingProxy> {
   const [targetHost, targetPort] = target.split(':');
   const requests: RecordedRequest[] = [];
   const holds: Array<{match: (req: RecordedRequest) => boolean; gate: Promise<void>; arrived: () => void}> = [];
   const state = {connections: 0};
+  const refusals: Array<{match: (req: RecordedRequest) => boolean; status: number}> = [];
   const breaks: Array<{match: (req: RecordedRequest) => boolean; bytes: number}> = [];
   const server = createServer(async (req: IncomingMessage, res: ServerResponse) => {
     const recorded: RecordedRequest = {method: req.method ?? 'GET', path: req.url ?? '/', headers: req.headers};
@@ -36,6 +39,13 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
         hold.arrived();
         await hold.gate;
       }
+    }
+    const refusal = refusals.find((r) => r.match(recorded));
+    if (refusal) {
+      req.resume();
+      res.writeHead(refusal.status, {'content-type': 'application/json'});
+      res.end(JSON.stringify({errors: [{code: 'UNSUPPORTED', message: 'refused by the test proxy'}]}));
+      return;
     }
     const upstream = httpRequest(
       {host: targetHost, port: Number(targetPort), method: req.method, path: req.url, headers: req.headers},
@@ -66,14 +76,21 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
   });
   server.on('connection', () => state.connections++);
   server.on('clientError', (_error, socket) => socket.destroy());
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(0, bind, resolve));
   const port = (server.address() as AddressInfo).port;
   return {
-    host: `127.0.0.1:${port}`,
+    host: `${bind.includes(':') ? `[${bind}]` : bind}:${port}`,
     port,
     requests,
     get connections() {
       return state.connections;
+    },
+    refuse(match, status) {
+      const entry = {match, status};
+      refusals.push(entry);
+      return () => {
+        refusals.splice(refusals.indexOf(entry), 1);
+      };
     },
     breakOnce(match, bytes) {
       breaks.push({match, bytes});

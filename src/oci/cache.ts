@@ -14,11 +14,12 @@ import {createReadStream, unlinkSync} from 'node:fs';
 import {mkdir, readdir, readFile, rename, stat, unlink, writeFile} from 'node:fs/promises';
 import {homedir} from 'node:os';
 import {join} from 'node:path';
-import {pipeline} from 'node:stream';
+import {pipeline, type Readable} from 'node:stream';
 import {TskitError} from '../errors.ts';
 import {ignoreEvents, type Emit} from '../events.ts';
 import {CacheLock, currentProcess, isAlive, Lease, liveLeasedDigests, writeFileAtomic} from './cache-lock.ts';
 import {BlobVerificationError, digestOf, parseDigest, VerifyingStream} from './digest.ts';
+import {openLayer} from './layer.ts';
 import {checkImagePlatform, formatPlatform, selectManifest} from './platform.ts';
 import {formatReference, parseReference, withDigest, type ImageReference} from './reference.ts';
 import {RegistryClient, RegistryError, type RegistryClientOptions} from './registry.ts';
@@ -672,6 +673,11 @@ export class ImageCache implements ImageSource {
     const verifier = new VerifyingStream(descriptor, {ref: image.ref, source: `the cache ${this.dir}`});
     pipeline(createReadStream(path), verifier, () => {});
     return verifier;
+  }
+
+  /** A layer as its uncompressed tar stream, diff_id-checked (see openLayer in layer.ts). */
+  openLayer(image: ResolvedImage, descriptor: Descriptor): Promise<Readable & AsyncIterable<Buffer>> {
+    return openLayer(this, image, descriptor);
   }
 
   // ---- administration ----------------------------------------------------------------------

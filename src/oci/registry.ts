@@ -30,6 +30,8 @@ const SCHEMA1_TYPES = new Set([
 ]);
 /** Manifests are small; a bigger answer is a broken or hostile registry. */
 export const MAX_MANIFEST_BYTES = 8 * 1024 * 1024;
+/** Bytes gathered before each write to a blob file. */
+const WRITE_BATCH = 1024 * 1024;
 /** Default chunk size for chunked blob uploads. */
 export const DEFAULT_UPLOAD_CHUNK = 16 * 1024 * 1024;
 
@@ -257,18 +259,35 @@ export class RegistryClient {
               descriptor.digest,
             );
           }
-          for await (const chunk of response.body as AsyncIterable<Buffer>) {
-            if (offset + chunk.length > descriptor.size) {
-              response.body.destroy();
-              throw new BlobVerificationError(
-                `blob ${descriptor.digest} of image ${formatReference(ref)} from ${origin} failed verification: got more than the ${descriptor.size} bytes its descriptor gives`,
-                descriptor.digest,
-              );
+          // Writes are batched (fewer syscalls); hash and offset only advance with what
+          // reached the file, so a resume after a dropped connection starts at the right byte.
+          let batch: Buffer[] = [];
+          let batched = 0;
+          const flush = async () => {
+            if (batched === 0) return;
+            const data = batch.length === 1 ? batch[0]! : Buffer.concat(batch, batched);
+            batch = [];
+            batched = 0;
+            await handle.write(data);
+            hash.update(data);
+            offset += data.length;
+            options.onProgress?.(data.length);
+          };
+          try {
+            for await (const chunk of response.body as AsyncIterable<Buffer>) {
+              if (offset + batched + chunk.length > descriptor.size) {
+                response.body.destroy();
+                throw new BlobVerificationError(
+                  `blob ${descriptor.digest} of image ${formatReference(ref)} from ${origin} failed verification: got more than the ${descriptor.size} bytes its descriptor gives`,
+                  descriptor.digest,
+                );
+              }
+              batch.push(chunk);
+              batched += chunk.length;
+              if (batched >= WRITE_BATCH) await flush();
             }
-            hash.update(chunk);
-            await handle.write(chunk);
-            offset += chunk.length;
-            options.onProgress?.(chunk.length);
+          } finally {
+            await flush();
           }
           break;
         } catch (error) {

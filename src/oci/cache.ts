@@ -471,7 +471,7 @@ export class ImageCache implements ImageSource {
         if (rootDigest) {
           const local = await this.resolveLocal(ref, name, rootDigest, platform, lease);
           if ('image' in local) {
-            if (ref.digest !== undefined) {
+            if (ref.digest !== undefined && (await this.findRef(name))?.digest !== rootDigest) {
               const size = (await this.blobSize(rootDigest)) ?? 0;
               const mediaType = local.image.indexDigest ? (await this.rootMediaType(rootDigest)) : local.image.manifest.mediaType ?? MediaTypes.ociManifest;
               await this.recordRef(name, {mediaType, digest: rootDigest, size});

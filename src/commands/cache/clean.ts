@@ -4,6 +4,7 @@ import {cacheDirFlags, cacheDirFromFlags, jsonFlags} from '../../oci/cli-flags.t
 import {CacheCommand, createRenderer, formatBytes} from '../../oci/cli-render.ts';
 
 export default class CacheClean extends CacheCommand {
+  static override summary = 'Empty the cache, or delete only unused blobs';
   static override description =
     'Empty the cache, or with --unused delete only blobs no cached image needs. Blobs that running builds and pulls use are never deleted';
   static override examples = ['<%= config.bin %> cache clean', '<%= config.bin %> cache clean --unused'];

@@ -5,6 +5,7 @@ import {archFlag, cacheDirFlags, cacheDirFromFlags, jsonFlags, platformsFromArch
 import {CacheCommand, createRenderer, formatBytes} from '../../oci/cli-render.ts';
 
 export default class CacheExport extends CacheCommand {
+  static override summary = 'Write a cached image as an OCI layout tar';
   static override description =
     'Write a cached image as an OCI image layout tar (loadable with `skopeo copy oci-archive:FILE.tar ...` or `tskit cache import`). For a multi-platform image, one platform is exported unless --all';
   static override examples = ['<%= config.bin %> cache export alpine:3.20 -o alpine.tar', '<%= config.bin %> cache export linuxkit/init:v1.2.0 --arch arm64 -o - > init.tar'];

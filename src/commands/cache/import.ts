@@ -5,6 +5,7 @@ import {cacheDirFlags, cacheDirFromFlags, jsonFlags} from '../../oci/cli-flags.t
 import {CacheCommand, createRenderer} from '../../oci/cli-render.ts';
 
 export default class CacheImport extends CacheCommand {
+  static override summary = 'Import images from an OCI layout tar or directory';
   static override description =
     "Import images from an OCI image layout (a tar, a .tar.gz, a directory, or '-' for a tar on stdin). Every blob is verified against its digest";
   static override examples = ['<%= config.bin %> cache import alpine.tar', 'cat image.tar | <%= config.bin %> cache import - --name example.com/app:1.0'];

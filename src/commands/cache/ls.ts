@@ -3,6 +3,7 @@ import {cacheDirFlags, cacheDirFromFlags, jsonFlags} from '../../oci/cli-flags.t
 import {CacheCommand, createRenderer, formatBytes, shortDigest} from '../../oci/cli-render.ts';
 
 export default class CacheLs extends CacheCommand {
+  static override summary = 'List cached images with their platforms and sizes';
   static override description = 'List the images in the cache, with their platforms and how many bytes each holds alone or shares with others';
   static override examples = ['<%= config.bin %> cache ls', '<%= config.bin %> cache ls --json | jq .images'];
   static override flags = {...cacheDirFlags, ...jsonFlags};

@@ -5,6 +5,7 @@ import {CacheCommand, createRenderer} from '../../oci/cli-render.ts';
 import {formatPlatform} from '../../oci/platform.ts';
 
 export default class CachePull extends CacheCommand {
+  static override summary = 'Pull images into the cache';
   static override description = 'Pull images from their registries into the cache (tags are always resolved again)';
   static override examples = ['<%= config.bin %> cache pull alpine:3.20', '<%= config.bin %> cache pull linuxkit/init:v1.2.0 --arch amd64 --arch arm64'];
   static override args = {refs: Args.string({description: 'image references', required: true})};

@@ -7,6 +7,7 @@ import {pushImage} from '../../oci/push.ts';
 import {RegistryClient} from '../../oci/registry.ts';
 
 export default class CachePush extends CacheCommand {
+  static override summary = 'Push a cached image to a registry';
   static override description = 'Push a cached image to a registry (all of an index, or one platform with --arch)';
   static override examples = ['<%= config.bin %> cache push registry.example.com/app:1.0', '<%= config.bin %> cache push alpine:3.20 --to localhost:5000/alpine:3.20'];
   static override args = {ref: Args.string({description: 'image reference in the cache', required: true})};

@@ -4,6 +4,7 @@ import {cacheDirFlags, cacheDirFromFlags, jsonFlags} from '../../oci/cli-flags.t
 import {CacheCommand, createRenderer, formatBytes} from '../../oci/cli-render.ts';
 
 export default class CacheRm extends CacheCommand {
+  static override summary = 'Remove images from the cache, keeping blobs other images share';
   static override description =
     'Remove images from the cache. Only blobs no other cached image (and no running build) needs are deleted; shared layers stay';
   static override examples = ['<%= config.bin %> cache rm alpine:3.20 linuxkit/init:v1.2.0'];

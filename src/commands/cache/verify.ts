@@ -4,6 +4,7 @@ import {cacheDirFlags, cacheDirFromFlags, jsonFlags} from '../../oci/cli-flags.t
 import {CacheCommand, createRenderer} from '../../oci/cli-render.ts';
 
 export default class CacheVerify extends CacheCommand {
+  static override summary = 'Re-hash cached blobs and report damaged ones';
   static override description = 'Re-hash cached blobs (all, or those of the given images) and report damaged ones; --repair deletes them so they are pulled again';
   static override args = {refs: Args.string({description: 'image references (default: every blob)'})};
   static override strict = false;

@@ -17,6 +17,7 @@ import {LayoutTarWriter, readTarMembers} from './layout-tar.ts';
 import {formatPlatform, selectManifest} from './platform.ts';
 import {formatReference, parseReference} from './reference.ts';
 import {MediaTypes, type Descriptor, type ImageIndex, type Platform} from './types.ts';
+import {parseJsonBlob} from './json-blob.ts';
 
 const INDEX_TYPES = new Set<string>([MediaTypes.ociIndex, MediaTypes.dockerManifestList]);
 
@@ -61,7 +62,7 @@ async function planExport(cache: ImageCache, name: string, options: ExportOption
   await cache.extendLease(lease, [entry.digest]);
   const rootBytes = await cache.readBlobBytes(entry.digest);
   if (!rootBytes) throw new TskitError(`the cache has ${name} recorded, but its blob ${entry.digest} is missing or damaged; pull it again`);
-  const rootJson = JSON.parse(rootBytes.toString('utf8')) as {mediaType?: string; manifests?: Descriptor[]; config?: Descriptor; layers?: Descriptor[]};
+  const rootJson = parseJsonBlob<{mediaType?: string; manifests?: Descriptor[]; config?: Descriptor; layers?: Descriptor[]}>(rootBytes, `${entry.digest} of ${name}`);
   const rootMediaType = rootJson.mediaType || entry.mediaType || (Array.isArray(rootJson.manifests) ? MediaTypes.ociIndex : MediaTypes.ociManifest);
   const root: Descriptor = {mediaType: rootMediaType, digest: entry.digest, size: rootBytes.length};
 
@@ -70,7 +71,8 @@ async function planExport(cache: ImageCache, name: string, options: ExportOption
     await cache.extendLease(lease, [manifest.digest]);
     const bytes = await cache.readBlobBytes(manifest.digest, manifest.size);
     if (!bytes) throw new TskitError(`${what} (manifest ${manifest.digest}) is not in the cache; pull it first`);
-    const json = JSON.parse(bytes.toString('utf8')) as {config: Descriptor; layers: Descriptor[]};
+    const json = parseJsonBlob<{config: Descriptor; layers: Descriptor[]}>(bytes, `manifest ${manifest.digest} of ${what}`);
+    if (!json.config || !Array.isArray(json.layers)) throw new TskitError(`${manifest.digest} of ${what} is not an image manifest`);
     const parts = [json.config, ...json.layers];
     await cache.extendLease(lease, parts.map((p) => p.digest));
     for (const part of parts) {
@@ -410,7 +412,7 @@ async function recordImported(state: ImportState, indexBytes: Buffer, name: stri
   for (const {ref, root} of plans) {
     const bytes = await cache.readBlobBytes(root.digest, root.size);
     if (!bytes) throw new TskitError(`image ${root.digest} (${ref}) in ${what} is damaged`);
-    const json = JSON.parse(bytes.toString('utf8')) as {mediaType?: string; manifests?: Descriptor[]; config?: Descriptor; layers?: Descriptor[]};
+    const json = parseJsonBlob<{mediaType?: string; manifests?: Descriptor[]; config?: Descriptor; layers?: Descriptor[]}>(bytes, `image ${root.digest} (${ref}) in ${what}`);
     const mediaType = json.mediaType || root.mediaType || (Array.isArray(json.manifests) ? MediaTypes.ociIndex : MediaTypes.ociManifest);
     const platforms = await completePlatforms(cache, json);
     if (!Array.isArray(json.manifests) && platforms.length === 0) {
@@ -434,7 +436,7 @@ async function completePlatforms(
       if (child.platform?.os === 'unknown') continue;
       const bytes = await cache.readBlobBytes(child.digest, child.size);
       if (!bytes) continue;
-      found.push(...(await completePlatforms(cache, JSON.parse(bytes.toString('utf8')) as typeof json, child.platform)));
+      found.push(...(await completePlatforms(cache, parseJsonBlob<typeof json>(bytes, `manifest ${child.digest}`), child.platform)));
     }
     return found;
   }
@@ -442,6 +444,6 @@ async function completePlatforms(
   for (const part of [json.config, ...json.layers]) if (!(await cache.hasBlob(part))) return [];
   if (platform) return [formatPlatform(platform)];
   const config = await cache.readBlobBytes(json.config.digest, json.config.size);
-  const parsed = config ? (JSON.parse(config.toString('utf8')) as {os?: string; architecture?: string; variant?: string}) : {};
+  const parsed = config ? parseJsonBlob<{os?: string; architecture?: string; variant?: string}>(config, `config ${json.config.digest}`) : {};
   return [formatPlatform({os: parsed.os || 'linux', architecture: parsed.architecture || 'unknown', ...(parsed.variant ? {variant: parsed.variant} : {})})];
 }

@@ -19,10 +19,11 @@ import {TskitError} from '../errors.ts';
 import {ignoreEvents, type Emit} from '../events.ts';
 import {CacheLock, currentProcess, isAlive, Lease, liveLeasedDigests, writeFileAtomic} from './cache-lock.ts';
 import {BlobVerificationError, digestOf, parseDigest, VerifyingStream} from './digest.ts';
+import {parseJsonBlob} from './json-blob.ts';
 import {openLayer} from './layer.ts';
 import {checkImagePlatform, formatPlatform, selectManifest} from './platform.ts';
 import {formatReference, parseReference, withDigest, type ImageReference} from './reference.ts';
-import {RegistryClient, RegistryError, type RegistryClientOptions} from './registry.ts';
+import {MAX_MANIFEST_BYTES, RegistryClient, RegistryError, type RegistryClientOptions} from './registry.ts';
 import {
   MediaTypes,
   type Descriptor,
@@ -389,6 +390,11 @@ export class ImageCache implements ImageSource {
 
   /** Reads a small blob (manifest, index, config) and checks its digest; undefined when absent or damaged. */
   private async readSmallBlob(digest: string, size?: number): Promise<Buffer | undefined> {
+    const stored = await this.blobSize(digest);
+    if (stored === undefined) return undefined;
+    if (stored > MAX_MANIFEST_BYTES) {
+      throw new TskitError(`blob ${digest} is ${stored} bytes: too big for a manifest, index or config (is a layer digest used as an image reference?)`);
+    }
     let bytes: Buffer;
     try {
       bytes = await readFile(this.blobPath(digest));
@@ -469,7 +475,7 @@ export class ImageCache implements ImageSource {
         const recorded = ref.digest === undefined ? await this.findRef(name) : undefined;
         const rootDigest = ref.digest ?? recorded?.digest;
         if (rootDigest) {
-          const local = await this.resolveLocal(ref, name, rootDigest, platform, lease);
+          const local = await this.resolveLocal(name, rootDigest, platform, lease);
           if ('image' in local) {
             if (ref.digest !== undefined && (await this.findRef(name))?.digest !== rootDigest) {
               const size = (await this.blobSize(rootDigest)) ?? 0;
@@ -505,16 +511,16 @@ export class ImageCache implements ImageSource {
   private async rootMediaType(digest: string): Promise<string> {
     const bytes = await this.readSmallBlob(digest);
     if (!bytes) return MediaTypes.ociManifest;
-    const json = JSON.parse(bytes.toString('utf8')) as {mediaType?: string};
+    const json = parseJsonBlob<{mediaType?: string}>(bytes, digest);
     return json.mediaType ?? (isIndexType(undefined, json) ? MediaTypes.ociIndex : MediaTypes.ociManifest);
   }
 
   /** Builds the resolved image from cached blobs alone, or says what is missing. */
-  private async resolveLocal(ref: ImageReference, name: string, rootDigest: string, platform: Platform, lease: Lease): Promise<LocalOutcome> {
+  private async resolveLocal(name: string, rootDigest: string, platform: Platform, lease: Lease): Promise<LocalOutcome> {
     await this.hold(lease, [rootDigest]);
     const rootBytes = await this.readSmallBlob(rootDigest);
     if (!rootBytes) return {missing: `root ${rootDigest}`};
-    const rootJson = JSON.parse(rootBytes.toString('utf8')) as {mediaType?: string};
+    const rootJson = parseJsonBlob<{mediaType?: string}>(rootBytes, `${rootDigest} of ${name}`);
     let manifestDigest = rootDigest;
     let manifestBytes = rootBytes;
     let indexDigest: string | undefined;
@@ -567,7 +573,7 @@ export class ImageCache implements ImageSource {
       let manifestDigest = root.digest;
       let manifestBytes = root.bytes;
       let indexDigest: string | undefined;
-      if (isIndexType(root.mediaType, JSON.parse(root.bytes.toString('utf8')))) {
+      if (isIndexType(root.mediaType, parseJsonBlob(root.bytes, `${root.digest} of ${name}`))) {
         const index = parseIndex(root.bytes, `index ${root.digest} of ${name}`);
         const chosen = selectManifest(index, platform, name);
         indexDigest = root.digest;

@@ -11,6 +11,7 @@ import {formatPlatform, selectManifest} from './platform.ts';
 import {formatReference, parseReference, repositoryName, type ImageReference} from './reference.ts';
 import type {BlobSource, RegistryClient, UploadOutcome} from './registry.ts';
 import {MediaTypes, type Descriptor, type ImageIndex, type Platform} from './types.ts';
+import {parseJsonBlob} from './json-blob.ts';
 
 export interface PushOptions {
   /** For an index: push only this platform's image under the target tag. */
@@ -54,14 +55,15 @@ export async function pushImage(cache: ImageCache, client: RegistryClient, sourc
   try {
     const rootBytes = await cache.readBlobBytes(entry.digest);
     if (!rootBytes) throw new TskitError(`the root blob ${entry.digest} of ${name} is missing from the cache`);
-    const rootJson = JSON.parse(rootBytes.toString('utf8')) as {mediaType?: string; manifests?: Descriptor[]};
+    const rootJson = parseJsonBlob<{mediaType?: string; manifests?: Descriptor[]}>(rootBytes, `${entry.digest} of ${name}`);
     const rootType = rootJson.mediaType || entry.mediaType || (Array.isArray(rootJson.manifests) ? MediaTypes.ociIndex : MediaTypes.ociManifest);
     const mountFrom: ImageReference | undefined =
       options.mount !== false && sourceRef.domain === targetRef.domain && repositoryName(sourceRef) !== repositoryName(targetRef) ? sourceRef : undefined;
     const counts: Record<UploadOutcome, number> = {exists: 0, mounted: 0, uploaded: 0};
 
     const pushManifest = async (descriptor: Descriptor, bytes: Buffer, what: string, asRoot: boolean): Promise<string> => {
-      const json = JSON.parse(bytes.toString('utf8')) as {config: Descriptor; layers: Descriptor[]};
+      const json = parseJsonBlob<{config: Descriptor; layers: Descriptor[]}>(bytes, `manifest ${descriptor.digest} of ${what}`);
+      if (!json.config || !Array.isArray(json.layers)) throw new TskitError(`${descriptor.digest} of ${what} is not an image manifest`);
       const parts = [json.config, ...json.layers];
       await cache.extendLease(lease, parts.map((p) => p.digest));
       for (const part of parts) {

@@ -145,6 +145,14 @@ describe('pull from a real registry', () => {
     expect(await blobDigests(cache.dir)).toEqual([]);
     const image = await cache.resolve(`${registry.host}/test/single:v1`, platformForArch('x86_64'));
     expect(image.digest).toBe(single.images[0]!.manifest.digest);
+    // A layer's digest is no image, whether the cache has the layer or not.
+    const layer = single.images[0]!.layers[0]!.digest;
+    await expect(cache.resolve(`${registry.host}/test/single@${layer}`, amd64)).rejects.toThrow(TskitError);
+    await expect(cache.resolve(`${registry.host}/test/single@${layer}`, amd64)).rejects.toThrow(/is not JSON/);
+    // (distribution answers 500 when asked for a blob as a manifest)
+    const empty = await freshCache({registry: {retry: {attempts: 1}}});
+    await expect(empty.resolve(`${registry.host}/test/single@${layer}`, amd64)).rejects.toThrow(`manifest ${layer} of ${registry.host}/test/single@${layer}`);
+    await empty.close();
     await cache.close();
   });
 

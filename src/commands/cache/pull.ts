@@ -1,0 +1,38 @@
+import {Args, Flags} from '@oclif/core';
+import {ImageCache} from '../../oci/cache.ts';
+import {ARCH_DESCRIPTION, cacheDirFlags, cacheDirFromFlags, jsonFlags, platformsFromArchFlags, registryFlags, registryOptionsFromFlags} from '../../oci/cli-flags.ts';
+import {CacheCommand, createRenderer} from '../../oci/cli-render.ts';
+import {formatPlatform} from '../../oci/platform.ts';
+
+export default class CachePull extends CacheCommand {
+  static override summary = 'Pull images into the cache';
+  static override description = 'Pull images from their registries into the cache (tags are always resolved again)';
+  static override examples = ['<%= config.bin %> cache pull alpine:3.20', '<%= config.bin %> cache pull linuxkit/init:v1.2.0 --arch amd64 --arch arm64'];
+  static override args = {refs: Args.string({description: 'image references', required: true})};
+  static override strict = false;
+  static override flags = {
+    ...cacheDirFlags,
+    ...registryFlags,
+    ...jsonFlags,
+    arch: Flags.string({multiple: true, description: `${ARCH_DESCRIPTION}. Repeatable; default: this machine's`, helpValue: 'ARCH'}),
+  };
+
+  async run(): Promise<void> {
+    const {flags, argv} = await this.parse(CachePull);
+    const render = createRenderer(flags.json);
+    const registry = await registryOptionsFromFlags(flags, render.emit);
+    const cache = new ImageCache({dir: cacheDirFromFlags(flags), emit: render.emit, registry, pull: true});
+    try {
+      const pulled = [];
+      for (const ref of argv as string[]) {
+        for (const platform of platformsFromArchFlags(flags.arch)) {
+          const image = await cache.resolve(ref, platform);
+          pulled.push({ref: image.ref, platform: formatPlatform(platform), digest: image.digest, ...(image.indexDigest ? {indexDigest: image.indexDigest} : {})});
+        }
+      }
+      render.result({images: pulled}, () => '');
+    } finally {
+      await cache.close();
+    }
+  }
+}

@@ -1,0 +1,31 @@
+import {Args, Flags} from '@oclif/core';
+import {ImageCache} from '../../oci/cache.ts';
+import {cacheDirFlags, cacheDirFromFlags, jsonFlags} from '../../oci/cli-flags.ts';
+import {CacheCommand, createRenderer} from '../../oci/cli-render.ts';
+
+export default class CacheVerify extends CacheCommand {
+  static override summary = 'Re-hash cached blobs and report damaged ones';
+  static override description = 'Re-hash cached blobs (all, or those of the given images) and report damaged ones; --repair deletes them so they are pulled again';
+  static override args = {refs: Args.string({description: 'image references (default: every blob)'})};
+  static override strict = false;
+  static override flags = {
+    ...cacheDirFlags,
+    ...jsonFlags,
+    repair: Flags.boolean({description: 'Delete damaged blobs', default: false}),
+  };
+
+  async run(): Promise<void> {
+    const {flags, argv} = await this.parse(CacheVerify);
+    const render = createRenderer(flags.json);
+    const cache = new ImageCache({dir: cacheDirFromFlags(flags), emit: render.emit});
+    try {
+      const result = await cache.verify({refs: argv as string[], repair: flags.repair});
+      render.result(result, () =>
+        [`${result.checked} blobs checked, ${result.corrupt.length} damaged`, ...result.corrupt.map((d) => `damaged: ${d}${flags.repair ? ' (deleted)' : ''}`)].join('\n'),
+      );
+      if (result.corrupt.length && !flags.repair) this.exit(1);
+    } finally {
+      await cache.close();
+    }
+  }
+}

@@ -1,5 +1,6 @@
 // `tskit build` as a library call: resolve every image, then write each requested format
 // from the assembled stream. All outputs appear together at the end, or none do.
+import {mkdir} from 'node:fs/promises';
 import type {Emit} from '../events.ts';
 import type {MobyConfig} from '../config/types.ts';
 import type {ImageSource, Platform} from '../oci/types.ts';
@@ -28,6 +29,7 @@ export async function build(request: BuildRequest): Promise<Artifact[]> {
   const mtime = generatedMtime();
   const images = await resolveImages(request.config, {source: request.source, platform: request.platform});
   request.signal?.throwIfAborted();
+  if (!request.target.file) await mkdir(request.target.dir, {recursive: true});
   const staged = new StagedFiles();
   const artifacts: Artifact[] = [];
   try {

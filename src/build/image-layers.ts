@@ -1,11 +1,8 @@
 // Turns a resolved image into flatten inputs: each layer blob decompressed and read as tar,
 // with LinuxKit's per-image rules (files it drops, files it always writes) applied, so the
 // flattened image is what `linuxkit build` puts into the root filesystem.
-import {createGunzip, createZstdDecompress} from 'node:zlib';
-import {Readable, type Transform} from 'node:stream';
-import {pipeline} from 'node:stream/promises';
-import {TskitError} from '../errors.ts';
-import type {Descriptor, ImageSource, ResolvedImage} from '../oci/types.ts';
+import {openLayer} from '../oci/layer.ts';
+import type {ImageSource, ResolvedImage} from '../oci/types.ts';
 import type {Entry} from './entry.ts';
 import type {LayerInput} from './flatten.ts';
 import {normalizeImagePath} from './image-path.ts';
@@ -34,23 +31,6 @@ export interface ImageLayerOptions {
   location?: string;
 }
 
-/** Opens a layer blob as a decompressed byte stream, by its media type. */
-export async function openLayerStream(source: ImageSource, image: ResolvedImage, layer: Descriptor): Promise<AsyncIterable<Uint8Array>> {
-  const blob = Readable.from(await source.openBlob(image, layer));
-  const type = layer.mediaType;
-  const through = (decompress: Transform) => {
-    // pipeline (unlike pipe) passes a read error on to the stream the consumer holds
-    pipeline(blob, decompress).catch(() => {});
-    return decompress;
-  };
-  if (type.endsWith('+gzip') || type.endsWith('.tar.gzip') || type === 'application/vnd.docker.image.rootfs.diff.tar.gzip') {
-    return through(createGunzip());
-  }
-  if (type.endsWith('+zstd')) return through(createZstdDecompress());
-  if (type.endsWith('.tar') || type === 'application/vnd.oci.image.layer.nondistributable.v1.tar') return blob;
-  throw new TskitError(`${image.ref}: layer ${layer.digest} has media type ${type}, which is not a tar layer tskit can read`);
-}
-
 export function imageLayerInputs(source: ImageSource, image: ResolvedImage, options: ImageLayerOptions): LayerInput[] {
   const count = image.layers.length;
   // LinuxKit only writes /etc/mtab when the image has none; known once the layers are indexed.
@@ -61,7 +41,7 @@ export function imageLayerInputs(source: ImageSource, image: ResolvedImage, opti
     return {
       what,
       async *open() {
-        const stream = await openLayerStream(source, image, layer);
+        const stream = await openLayer(source, image, layer);
         for await (const entry of readTar(stream, what)) {
           if (options.linuxkitRules) {
             const path = normalizeImagePath(entry.path, what);

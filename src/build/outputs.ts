@@ -130,7 +130,7 @@ async function writeKernelInitrd(entries: AsyncIterable<Entry>, target: OutputTa
   }
   return [
     {path: kernelPath, format: 'kernel+initrd', size: parts.kernel.size, sha256: parts.kernel.sha256},
-    {path: initrdPath, format: 'kernel+initrd', ...initrd},
+    {format: 'kernel+initrd', size: initrd.size, sha256: initrd.sha256, path: initrdPath},
     {path: cmdlinePath, format: 'kernel+initrd', size: parts.cmdline.size, sha256: parts.cmdline.sha256},
   ];
 }

@@ -1,0 +1,100 @@
+import {resolve, basename, extname} from 'node:path';
+import {Args, Flags} from '@oclif/core';
+import {build} from '../build/build.ts';
+import {BUILD_FORMATS, type BuildFormat} from '../build/outputs.ts';
+import {loadConfig} from '../config/load.ts';
+import {renderMetadata, type MetadataFormat} from '../config/metadata.ts';
+import {formatProblem} from '../config/problems.ts';
+import {TskitError} from '../errors.ts';
+import {ImageCache} from '../oci/cache.ts';
+import {archFlag, cacheDirFlags, cacheDirFromFlags, jsonFlags, platformsFromArchFlags, pullFlags, registryFlags, registryOptionsFromFlags} from '../oci/cli-flags.ts';
+import {CacheCommand, createRenderer, formatBytes} from '../oci/cli-render.ts';
+
+export default class Build extends CacheCommand {
+  static override summary = 'Build an image from LinuxKit-format YAML files';
+  static override description = `Resolves every image the YAML names (from the cache, pulling what it lacks), assembles the root \
+filesystem as LinuxKit does, and writes each requested format. Several files merge in LinuxKit's order. Outputs \
+appear together when the build succeeds; a failed or interrupted build leaves none behind.
+
+Formats: tar (NAME.tar), kernel+initrd (NAME-kernel, NAME-initrd.img, NAME-cmdline), tar-kernel-initrd (NAME-initrd.tar).`;
+  static override examples = [
+    '<%= config.bin %> build --format kernel+initrd --name hello --dir out templates/hello.yml',
+    '<%= config.bin %> build -f tar -f kernel+initrd base.yml extras.yml',
+    'cat hello.yml | <%= config.bin %> build --name hello -',
+    '<%= config.bin %> build --mirror localhost:5000=http://127.0.0.1:5001 templates/hello.yml',
+  ];
+  static override args = {files: Args.string({description: 'YAML files (paths, - for stdin, or https URLs)', required: true})};
+  static override strict = false;
+  static override flags = {
+    format: Flags.string({char: 'f', multiple: true, options: [...BUILD_FORMATS], description: 'output format (repeatable)', default: ['kernel+initrd']}),
+    name: Flags.string({description: 'name of the outputs (default: the first file\'s name without extension)'}),
+    dir: Flags.string({description: 'directory for the outputs', default: '.'}),
+    output: Flags.string({char: 'o', description: 'write the single output to this file (- for stdout; tar only)'}),
+    arch: archFlag,
+    'dry-run': Flags.boolean({description: 'print the merged configuration (as LinuxKit\'s metadata: yaml) and stop'}),
+    ...pullFlags,
+    ...cacheDirFlags,
+    ...registryFlags,
+    ...jsonFlags,
+  };
+
+  async run(): Promise<void> {
+    const {flags, argv} = await this.parse(Build);
+    const files = argv as string[];
+    const formats = [...new Set(flags.format)] as BuildFormat[];
+    if (flags.output && (formats.length !== 1 || (flags.output === '-' && formats[0] !== 'tar'))) {
+      throw new TskitError('--output takes exactly one format, and - (stdout) only with --format tar');
+    }
+    const render = createRenderer(flags.json, flags.output === '-' ? process.stderr : process.stdout);
+
+    const loaded = await loadConfig(files);
+    for (const warning of loaded.warnings ?? []) render.emit({type: 'log', level: 'warn', message: formatProblem(warning)});
+    if (flags['dry-run']) {
+      process.stdout.write(renderMetadata(loaded.config, 'yaml'));
+      return;
+    }
+    const name = flags.name ?? (files[0] === '-' || /^https?:/.test(files[0]!) ? undefined : basename(files[0]!, extname(files[0]!)));
+    if (!name) throw new TskitError('give the outputs a name with --name when the first configuration is stdin or a URL');
+
+    const [platform] = platformsFromArchFlags(flags.arch);
+    const registry = await registryOptionsFromFlags(flags, render.emit);
+    const cache = new ImageCache({dir: cacheDirFromFlags(flags), emit: render.emit, registry, pull: flags.pull});
+    const abort = new AbortController();
+    const onSignal = (signal: NodeJS.Signals) => abort.abort(new TskitError(`interrupted by ${signal}`, {exitCode: signal === 'SIGINT' ? 130 : 143}));
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    const started = Date.now();
+    try {
+      const artifacts = await build({
+        config: loaded.config,
+        formats,
+        target: {dir: resolve(flags.dir), name, ...(flags.output ? {file: flags.output === '-' ? '-' : resolve(flags.output)} : {})},
+        source: cache,
+        platform: platform!,
+        cwd: process.cwd(),
+        emit: render.emit,
+        signal: abort.signal,
+        metadata: (format) => renderMetadata(loaded.config, format as MetadataFormat),
+        where: (path) => {
+          const pos = loaded.positionOf(path);
+          return pos ? `${pos.file}:${pos.line}:${pos.col}` : path.join('.');
+        },
+      });
+      const seconds = (Date.now() - started) / 1000;
+      render.result({artifacts, seconds}, () =>
+        artifacts
+          .filter((a) => a.path !== '-')
+          .map((a) => `${a.path}  ${formatBytes(a.size)}  sha256:${a.sha256.slice(0, 16)}…`)
+          .concat(`built in ${seconds.toFixed(1)} s`)
+          .join('\n'),
+      );
+    } catch (error) {
+      if (abort.signal.aborted && abort.signal.reason instanceof TskitError) throw abort.signal.reason;
+      throw error;
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      await cache.close();
+    }
+  }
+}

@@ -1,62 +1,22 @@
 // The `tskit cache` commands as a user runs them (the built CLI on Node 24), against the
 // real docker-registry: pull, ls, export, import, rm, clean, verify, push; --json output;
 // errors as a message and an exit code, never a stack.
-import {execFile} from 'node:child_process';
-import {mkdtemp, readdir, readFile, rm, stat} from 'node:fs/promises';
+import {mkdtemp, rm} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
-import {promisify} from 'node:util';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import {blobDigests} from '../support/oci-cache-helpers.ts';
 import {inspectDigest, pushLayout, writeOciLayout, type WrittenLayout} from '../support/oci-images.ts';
 import {startRegistry, type RunningRegistry} from '../support/registry.ts';
+import {ensureBuilt, jsonLines, tskit as run} from '../support/cli.ts';
 
-const execFileP = promisify(execFile);
-const ROOT = process.cwd();
-const NODE = join(ROOT, 'node_modules', '.bin', 'node');
 let registry: RunningRegistry;
 let work: string;
 let cacheDir: string;
 let a: WrittenLayout;
 let b: WrittenLayout;
 
-interface Ran {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function tskit(args: string[], env: Record<string, string> = {}): Promise<Ran> {
-  try {
-    const {stdout, stderr} = await execFileP(NODE, [join(ROOT, 'bin', 'run.js'), ...args], {
-      env: {...process.env, TSKIT_CACHE: cacheDir, TSKIT_MIRROR: '', ...env},
-      timeout: 60_000,
-    });
-    return {code: 0, stdout, stderr};
-  } catch (error) {
-    const e = error as {code?: number; stdout?: string; stderr?: string};
-    return {code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout ?? '', stderr: e.stderr ?? ''};
-  }
-}
-
-const jsonLines = (text: string) => text.trim().split('\n').filter(Boolean).map((line) => JSON.parse(line) as Record<string, unknown>);
-
-/** Builds dist/ when it is missing or older than the sources this test exercises. */
-async function ensureBuilt(): Promise<void> {
-  const newest = async (dir: string): Promise<number> => {
-    let latest = 0;
-    for (const entry of await readdir(dir, {withFileTypes: true})) {
-      const path = join(dir, entry.name);
-      latest = Math.max(latest, entry.isDirectory() ? await newest(path) : (await stat(path)).mtimeMs);
-    }
-    return latest;
-  };
-  const built = await stat(join(ROOT, 'dist', 'src', 'commands', 'cache', 'ls.js')).then((s) => s.mtimeMs, () => 0);
-  const sources = Math.max(await newest(join(ROOT, 'src', 'oci')), await newest(join(ROOT, 'src', 'commands', 'cache')));
-  // oclif finds commands through its manifest, which the build writes.
-  const manifest = await readFile(join(ROOT, 'oclif.manifest.json'), 'utf8').catch(() => '');
-  if (built < sources || !manifest.includes('"cache:ls"')) await execFileP('npm', ['run', 'build'], {cwd: ROOT, timeout: 300_000});
-}
+const tskit = (args: string[], env: Record<string, string> = {}) => run(args, {env: {TSKIT_CACHE: cacheDir, ...env}, timeout: 60_000});
 
 beforeAll(async () => {
   await ensureBuilt();

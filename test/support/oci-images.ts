@@ -19,8 +19,8 @@ export interface TestImage {
   architecture: string;
   os?: string;
   variant?: string;
-  /** Layers, bottom first; each a map of path -> content. */
-  layers: Files[];
+  /** Layers, bottom first; each a map of path -> content, or a ready tar (any entries at all). */
+  layers: Array<Files | Buffer>;
   compression?: 'gzip' | 'none' | 'zstd';
   cmd?: string[];
   /** Put the variant into the index descriptor only (as real arm64 indexes do), not the config. */
@@ -89,7 +89,7 @@ export async function writeOciLayout(dir: string, tag: string, images: TestImage
     const layers: Descriptor[] = [];
     const diffIds: string[] = [];
     for (const files of image.layers) {
-      const tar = await tarOf(files);
+      const tar = Buffer.isBuffer(files) ? files : await tarOf(files);
       diffIds.push(sha256(tar));
       const compression = image.compression ?? 'gzip';
       const bytes = compression === 'gzip' ? gzipSync(tar) : compression === 'zstd' ? zstdCompressSync(tar) : tar;

@@ -112,7 +112,7 @@ async function kernelInitrdInDirectory(dir: string, hintUefi: boolean): Promise<
   }
   for (const sub of ['', 'boot/']) {
     if (await isFile(join(dir, sub, 'kernel'))) {
-      const image = await kernelInitrd(`${join(dir, sub)}/`, hintUefi);
+      const image = await kernelInitrd(`${join(dir, sub).replace(/\/$/, '')}/`, hintUefi);
       return {...image, name: basename(dir)};
     }
   }

@@ -176,6 +176,8 @@ export class QemuProcess {
         if (this.stopRequested) return {state: 'stopped', detail: 'stopped by tskit'};
         return {state: 'stopped', detail: `qemu stopped (${this.shutdownReason})`};
     }
+    // A non-zero status is qemu's own failure even when we were stopping it at the time.
+    if (code !== null && code !== 0) return {state: 'error', detail: `qemu exited with status ${code}${stderr ? `: ${stderr}` : ' without saying why'}`};
     if (this.stopRequested) return {state: 'stopped', detail: 'stopped by tskit'};
     if (signal) return {state: 'error', detail: `qemu was killed by ${signal}${stderr ? `: ${stderr}` : ''}`};
     return {state: 'error', detail: `qemu exited with status ${code}${stderr ? `: ${stderr}` : ' without saying why'}`};

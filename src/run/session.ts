@@ -193,7 +193,10 @@ class InstanceWatch<RunOpts> {
         this.destroyFailed = true;
         emit({type: 'log', level: 'warn', message: `could not destroy ${this.instance.provider} instance ${this.instance.id}: ${(error as Error).message}`});
       }
-      await this.consoleDone;
+      // A provider whose console ignores the abort must not hold the run open.
+      const settled = new AbortController();
+      await Promise.race([this.consoleDone, delay(2000, settled.signal)]);
+      settled.abort();
     })();
     return this.teardownDone;
   }

@@ -28,17 +28,17 @@ The console goes to stdout as it comes. The run ends when a --wait-for pattern m
   };
 
   static override flags = {
-    'wait-for': Flags.string({description: 'exit 0 as soon as a console line matches this regex (repeatable: any)', multiple: true}),
-    'fail-on': Flags.string({description: 'exit 1 as soon as a console line matches this regex (repeatable: any)', multiple: true}),
+    'wait-for': Flags.string({description: 'exit 0 as soon as a console line matches this regex (repeatable: any)', multiple: true, multipleNonGreedy: true}),
+    'fail-on': Flags.string({description: 'exit 1 as soon as a console line matches this regex (repeatable: any)', multiple: true, multipleNonGreedy: true}),
     timeout: Flags.string({description: 'give up after this long and exit 124 (90s, 5m, 1h30m, or seconds)'}),
     accel: Flags.string({description: 'accelerator: auto probes KVM (cached per host boot) and falls back to TCG', options: ['auto', 'kvm', 'tcg'], default: 'auto'}),
     cpus: Flags.integer({description: 'virtual CPUs', min: 1, default: 1}),
     mem: Flags.string({description: 'memory, MiB or with a unit (512, 2G)', default: '1024'}),
-    disk: Flags.string({description: 'extra disk: file=PATH,size=SIZE,format=FMT (missing file: created and kept; no file: temporary)', multiple: true}),
+    disk: Flags.string({description: 'extra disk: file=PATH,size=SIZE,format=FMT (missing file: created and kept; no file: temporary)', multiple: true, multipleNonGreedy: true}),
     uefi: Flags.boolean({description: 'boot with OVMF UEFI firmware (default: only when the image needs it)', allowNo: true}),
     firmware: Flags.string({description: 'UEFI firmware file (default: OVMF.fd from the usual places)'}),
     cmdline: Flags.string({description: "text appended to a kernel+initrd image's kernel command line"}),
-    publish: Flags.string({char: 'p', description: 'forward a host port to the guest: [ADDRESS:]HOST:GUEST[/tcp|/udp]', multiple: true}),
+    publish: Flags.string({char: 'p', description: 'forward a host port to the guest: [ADDRESS:]HOST:GUEST[/tcp|/udp]', multiple: true, multipleNonGreedy: true}),
     networking: Flags.string({description: 'guest network: user (NAT, default) or none', options: ['user', 'none']}),
     format: Flags.string({description: 'the image format when the file does not say (raw-efi, iso-efi, qcow2-bios, ...)'}),
     'console-file': Flags.string({description: 'also write the raw console to this file'}),

@@ -1,6 +1,7 @@
 // The one interface every place tskit can run an image implements: qemu on this
 // machine, and each cloud. Commands only wire a Provider to flags and render its events;
-// see docs/providers.md for how each cloud maps onto these calls.
+// see docs/providers.md for each call's contract and how each cloud maps onto them. The run
+// loop shared by every `tskit run <provider>` is src/run/session.ts.
 import type {Emit} from './events.ts';
 
 /** A file tskit built, with the format it is in (kernel+initrd is a prefix of three files). */
@@ -70,6 +71,10 @@ export interface Provider<PushOpts = unknown, RunOpts = unknown> {
   /** Pre-flight: credentials, region, tools present. Throws TskitError with what to do. */
   check(opts: RunOpts | PushOpts): Promise<void>;
   push(artifact: Artifact, opts: PushOpts, emit: Emit): Promise<PushedImage>;
+  /**
+   * Starts instances and returns as soon as they exist (not when they have booted). When the
+   * signal aborts mid-way, removes what it already created and throws.
+   */
   run(image: ImageRef, opts: RunOpts, emit: Emit, signal: AbortSignal): Promise<Instance[]>;
   /**
    * The instance's serial console, live, until it stops or the signal aborts. One reader per

@@ -3,11 +3,11 @@
 // --console-file and disk images in each format, with no qemu and no temp dir left behind.
 import {execFileSync} from 'node:child_process';
 import {existsSync, readFileSync} from 'node:fs';
-import {mkdtemp, rm} from 'node:fs/promises';
+import {mkdtemp, rm, writeFile} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
-import {convertDisk, makeBootDisk} from '../support/initrd-bootdisk.ts';
+import {convertDisk, makeBootDisk, makeBootIso} from '../support/initrd-bootdisk.ts';
 import {makeKernelInitrdImage, virtioBlkModules} from '../support/initrd-busybox.ts';
 import {leftovers, tskit} from './run-qemu-support.ts';
 
@@ -22,6 +22,7 @@ beforeAll(async () => {
   const cmdline = 'console=ttyS0 quiet';
   images.idle = await makeKernelInitrdImage(dir, 'idle', {cmdline, script: 'echo "TSKIT-READY cmdline=[$(cat /proc/cmdline)]"\nwhile true; do sleep 1; done'});
   images.poweroff = await makeKernelInitrdImage(dir, 'bye', {cmdline, script: 'echo TSKIT-BYE\npoweroff -f'});
+  images.reboot = await makeKernelInitrdImage(dir, 'reboot', {cmdline, script: 'echo TSKIT-REBOOTING\nreboot -f'});
   images.panic = await makeKernelInitrdImage(dir, 'panic', {cmdline, script: 'echo TSKIT-INIT-EXITS\nexit 3'});
   images.colour = await makeKernelInitrdImage(dir, 'colour', {cmdline, script: `printf '\\033[31mERRO\\033[0m[0000] container failed\\n'\nwhile true; do sleep 1; done`});
   images.prompt = await makeKernelInitrdImage(dir, 'prompt', {cmdline, script: `printf 'guest login: '\nwhile true; do sleep 1; done`});
@@ -82,6 +83,14 @@ describe('tskit run qemu (kernel+initrd, TCG)', () => {
     const missed = await run([images.poweroff!, '--wait-for', 'TESTS PASSED', '--timeout', '60s']);
     expect(missed.code, missed.stderr).toBe(1);
     expect(missed.stderr).toMatch(/guest powered off before any --wait-for pattern appeared/);
+  });
+
+  it('exits 1 when the guest reboots (qemu runs with -no-reboot)', async () => {
+    const r = await run([images.reboot!, '--timeout', '60s']);
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stdout).toContain('TSKIT-REBOOTING');
+    expect(r.stderr).toMatch(/guest reset/);
+    expect(leftovers(r)).toEqual([]);
   });
 
   it('exits 1 on a kernel panic (init exits), with the trace on the console', async () => {
@@ -148,6 +157,24 @@ describe('tskit run qemu (kernel+initrd, TCG)', () => {
 });
 
 describe('tskit run qemu (disk images)', () => {
+  it('picks UEFI by itself for a disk with a GPT and no BIOS boot code', async () => {
+    // Not bootable: OVMF finds nothing to start and drops to its shell, which says so on the
+    // serial console in colour.
+    const gpt = join(dir, 'gpt.img');
+    const disk = Buffer.alloc(8 * 1024 * 1024);
+    disk[446 + 4] = 0xee;
+    disk[510] = 0x55;
+    disk[511] = 0xaa;
+    disk.write('EFI PART', 512, 'latin1');
+    await writeFile(gpt, disk);
+    const r = await run([gpt, '--json', '--networking', 'none', '--wait-for', '^UEFI Interactive Shell', '--timeout', '90s']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.events.find((e) => e.type === 'instance.created')).toMatchObject({detail: {firmware: expect.stringMatching(/OVMF\.fd$/)}});
+    expect(r.events.find((e) => e.type === 'log' && e.level === 'info')).toMatchObject({message: expect.stringMatching(/booting gpt with UEFI: the disk has no BIOS boot code/)});
+    expect(leftovers(r)).toEqual([]);
+  });
+
+
   it('boots a BIOS disk in every format, choosing the drive format from the file', async () => {
     const raw = join(dir, 'boot.img');
     await makeBootDisk(raw, 'TSKIT-BOOT-SECTOR-OK');
@@ -162,5 +189,13 @@ describe('tskit run qemu (disk images)', () => {
       expect(r.code, `${disk}: ${r.stderr}`).toBe(0);
       expect(leftovers(r)).toEqual([]);
     }
+  });
+
+  it('boots an El Torito ISO as a CD', async () => {
+    const iso = join(dir, 'boot.iso');
+    await makeBootIso(iso, 'TSKIT-ISO-OK');
+    const r = await run([iso, '--wait-for', 'TSKIT-ISO-OK', '--timeout', '60s']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(leftovers(r)).toEqual([]);
   });
 });

@@ -30,3 +30,41 @@ export async function makeBootDisk(path: string, message: string): Promise<void>
 export function convertDisk(raw: string, path: string, format: string, options: string[] = []): void {
   execFileSync('qemu-img', ['convert', '-q', '-f', 'raw', '-O', format, ...options, raw, path]);
 }
+
+/**
+ * A minimal El Torito CD (ISO 9660 volume descriptors, a boot catalog, a no-emulation boot
+ * image) whose boot image is the message boot sector. platform 0xef makes it EFI-only (the
+ * entry is then not really bootable; tests use that only to check firmware selection).
+ */
+export async function makeBootIso(path: string, message: string, platform: 0 | 0xef = 0): Promise<void> {
+  const sector = 2048;
+  const iso = Buffer.alloc(24 * sector);
+  const descriptor = (lba: number, type: number): number => {
+    const at = lba * sector;
+    iso[at] = type;
+    iso.write('CD001', at + 1, 'latin1');
+    iso[at + 6] = 1;
+    return at;
+  };
+  const pvd = descriptor(16, 1);
+  iso.write('TSKIT_TEST'.padEnd(32), pvd + 40, 'latin1');
+  iso.writeUInt32LE(24, pvd + 80);
+  iso.writeUInt32BE(24, pvd + 84);
+  const boot = descriptor(17, 0);
+  iso.write('EL TORITO SPECIFICATION', boot + 7, 'latin1');
+  iso.writeUInt32LE(19, boot + 0x47);
+  descriptor(18, 255);
+  const catalog = 19 * sector;
+  iso[catalog] = 1;
+  iso[catalog + 1] = platform;
+  iso[catalog + 30] = 0x55;
+  iso[catalog + 31] = 0xaa;
+  let sum = 0;
+  for (let i = 0; i < 32; i += 2) sum = (sum + iso.readUInt16LE(catalog + i)) & 0xffff;
+  iso.writeUInt16LE((0x10000 - sum) & 0xffff, catalog + 28);
+  iso[catalog + 32] = 0x88; // bootable, no emulation, load segment 0 (0x7c0)
+  iso.writeUInt16LE(1, catalog + 32 + 6); // one 512-byte sector
+  iso.writeUInt32LE(20, catalog + 32 + 8);
+  messageBootSector(message).copy(iso, 20 * sector);
+  await writeFile(path, iso);
+}

@@ -12,6 +12,7 @@ import {mbrNeedsUefi, resolveImage} from '../../../providers/qemu/image.ts';
 import {parseDiskSpec, parsePublish} from '../../../providers/qemu/options.ts';
 import {qemuProvider} from '../../../providers/qemu/index.ts';
 import type {TskitEvent} from '../../../src/events.ts';
+import {makeBootIso} from '../../support/initrd-bootdisk.ts';
 
 let dir: string;
 
@@ -81,12 +82,16 @@ describe('resolveImage', () => {
     expect(await resolveImage(raw)).toMatchObject({format: 'raw', media: 'disk', needsUefi: false, name: 'plain'});
   });
 
-  it('boots an ISO as a CD', async () => {
+  it('boots an ISO as a CD, under UEFI when its El Torito catalog has only EFI entries', async () => {
     const iso = join(dir, 'x.iso');
     const bytes = Buffer.alloc(0x9000);
     bytes.write('CD001', 0x8001, 'latin1');
     await writeFile(iso, bytes);
     expect(await resolveImage(iso)).toMatchObject({kind: 'disk', format: 'raw', media: 'cdrom', needsUefi: false});
+    await makeBootIso(join(dir, 'bios.bin'), 'x');
+    expect(await resolveImage(join(dir, 'bios.bin'))).toMatchObject({media: 'cdrom', needsUefi: false});
+    await makeBootIso(join(dir, 'efi.bin'), 'x', 0xef);
+    expect(await resolveImage(join(dir, 'efi.bin'))).toMatchObject({media: 'cdrom', needsUefi: true, uefiReason: 'the ISO has only EFI boot entries'});
   });
 
   it('sees when a disk can only boot under UEFI', async () => {

@@ -12,5 +12,5 @@ export const ExitCode = {
   timeout: 124,
   /** tskit could not run the guest: hypervisor/cloud missing or failing, teardown failed. */
   providerError: 125,
-  // 128+n when a signal stopped the run: 129 SIGHUP, 130 SIGINT, 143 SIGTERM (see signals.ts).
+  // 128+n when a signal stopped the run: 129 SIGHUP, 130 SIGINT, 141 SIGPIPE (stdout closed), 143 SIGTERM (see signals.ts).
 } as const;

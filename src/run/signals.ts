@@ -4,12 +4,12 @@
 // leaves at once, trusting the process 'exit' hooks providers register for what is left.
 import {constants} from 'node:os';
 
-export type InterruptSignal = 'SIGINT' | 'SIGTERM' | 'SIGHUP';
+export type InterruptSignal = 'SIGINT' | 'SIGTERM' | 'SIGHUP' | 'SIGPIPE';
 
 /** The reason `stop` aborts with. */
 export class Interruption extends Error {
   readonly signal: InterruptSignal;
-  /** 128 + the signal's number, as shells report a process killed by it: 130, 143, 129. */
+  /** 128 + the signal's number, as shells report a process killed by it: 130, 143, 129, 141. */
   readonly exitCode: number;
 
   constructor(signal: InterruptSignal) {
@@ -31,6 +31,8 @@ export interface InterruptTrap {
   readonly hurry: AbortSignal;
   /** The first signal received, if any. */
   readonly interruption: Interruption | undefined;
+  /** Acts as if `signal` had arrived: for conditions that are not signals here (stdout gone: SIGPIPE). */
+  raise(signal: InterruptSignal): void;
   /** Removes the handlers; signals get their default behaviour back. */
   dispose(): void;
 }
@@ -65,6 +67,9 @@ export function trapInterrupts(options: TrapOptions = {}): InterruptTrap {
     hurry: hurry.signal,
     get interruption() {
       return first;
+    },
+    raise(signal) {
+      handler(signal);
     },
     dispose() {
       for (const signal of signals) process.off(signal, handler);

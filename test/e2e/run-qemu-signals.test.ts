@@ -62,6 +62,16 @@ describe('tskit run qemu, interrupted', () => {
     expect(leftovers(r)).toEqual([]);
   });
 
+  it('stops as on SIGPIPE (141) when the reader of stdout goes away, like `| head`', async () => {
+    const t = startTskit([idle, '--timeout', '60s'], {stateDir: state});
+    await t.waitForStdout('Linux version');
+    t.child.stdout!.destroy();
+    const r = await t.result;
+    expect(r.code, r.stderr).toBe(141);
+    expect(r.stderr).toMatch(/interrupted by SIGPIPE/);
+    expect(leftovers(r)).toEqual([]);
+  });
+
   it('SIGTERM while qemu is starting leaves nothing either', async () => {
     const t = startTskit([idle, '--json', '--timeout', '60s'], {stateDir: state});
     await t.waitForStdout('"type":"instance.created"');

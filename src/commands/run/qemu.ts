@@ -52,7 +52,15 @@ The console goes to stdout as it comes. The run ends when a --wait-for pattern m
     let renderer: Renderer | undefined;
     try {
       const {args, flags} = await this.parse(RunQemu);
-      renderer = createRenderer({json: flags.json, stdout: process.stdout, stderr: process.stderr, verbose: flags.verbose, consoleFile: flags['console-file']});
+      // `tskit run qemu x | head`: when the reader goes, stop the run as a SIGPIPE would.
+      let stdoutGone = false;
+      process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+        if (error.code !== 'EPIPE' || stdoutGone) return;
+        stdoutGone = true;
+        interrupts.raise('SIGPIPE');
+      });
+      const stdout = {write: (chunk: string | Uint8Array) => stdoutGone || process.stdout.write(chunk)};
+      renderer = createRenderer({json: flags.json, stdout, stderr: process.stderr, verbose: flags.verbose, consoleFile: flags['console-file']});
       const runOptions: QemuRunOptions = {
         accel: flags.accel as QemuRunOptions['accel'],
         cpus: flags.cpus,

@@ -5,9 +5,10 @@
 // cached per host boot (/proc/sys/kernel/random/boot_id) in the state dir.
 import {spawn} from 'node:child_process';
 import {constants} from 'node:fs';
-import {access, mkdir, mkdtemp, readFile, rename, rm, writeFile} from 'node:fs/promises';
+import {access, mkdtemp, readFile, rename, rm, writeFile} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
+import {ensureDir} from '../../src/run/state-dir.ts';
 
 const probeCode =
   'fa31c08ed88ec08ed0bc007cbaf803b052ee0f0116f87c0f20c06683c8010f22c0ea267c080066b810008ed88ec08ed066baf803b050eebf0010000031c0b9000c0000f3abc705001000000320' +
@@ -67,10 +68,15 @@ export async function probeKvm(options: KvmProbeOptions): Promise<KvmProbeResult
   }
   const result = await runProbe(options.qemu, options.accel ?? 'kvm', options.cpu ?? 'host', options.deadlineMs ?? 2000, options.signal);
   if (cacheFile && !options.signal?.aborted) {
-    await mkdir(options.stateDir!, {recursive: true});
+    // A state dir we cannot write costs a probe per run, nothing more.
     const temp = `${cacheFile}.${process.pid}.tmp`;
-    await writeFile(temp, JSON.stringify({bootId, qemu: options.qemu, usable: result.usable, reason: result.reason} satisfies CacheEntry));
-    await rename(temp, cacheFile);
+    try {
+      await ensureDir(options.stateDir!);
+      await writeFile(temp, JSON.stringify({bootId, qemu: options.qemu, usable: result.usable, reason: result.reason} satisfies CacheEntry));
+      await rename(temp, cacheFile);
+    } catch {
+      await rm(temp, {force: true}).catch(() => {});
+    }
   }
   return result;
 }

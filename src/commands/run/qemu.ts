@@ -85,6 +85,8 @@ The console goes to stdout as it comes. The run ends when a --wait-for pattern m
         signal: interrupts.stop,
         hurry: interrupts.hurry,
       });
+      // Without instances there was no verdict event to say why (interrupted or timed out while starting).
+      if (result.outcomes.length === 0 && !flags.json) process.stderr.write(`tskit: ${result.reason}\n`);
       process.exitCode = result.exitCode;
     } catch (error) {
       if (!(error instanceof TskitError)) throw error;

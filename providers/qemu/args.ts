@@ -1,0 +1,73 @@
+// The qemu command line for one instance, as a pure function of what was decided (image,
+// accelerator, firmware, disks, network) so it can be read and tested on its own.
+import type {BootImage} from './image.ts';
+import type {PreparedDisk} from './disks.ts';
+import type {PortForward} from './options.ts';
+
+export interface QemuPlan {
+  /** Also the temp dir's name and qemu's -name, so `destroy` and `list` can find both. */
+  id: string;
+  image: BootImage;
+  accel: 'kvm' | 'tcg';
+  cpus: number;
+  memMiB: number;
+  machine: string;
+  /** OVMF.fd when booting UEFI. */
+  firmware?: string;
+  /** Appended to the image's kernel command line. */
+  extraCmdline?: string;
+  disks: readonly PreparedDisk[];
+  networking: 'none' | 'user';
+  publish: readonly PortForward[];
+}
+
+/** qemu's option syntax: a comma inside a value is written twice. */
+export function optionValue(value: string): string {
+  return value.replaceAll(',', ',,');
+}
+
+/** The kernel command line a kernel+initrd image boots with. */
+export function kernelCmdline(image: BootImage, extra?: string): string {
+  if (image.kind !== 'kernel+initrd') return '';
+  return [image.cmdline, extra?.trim()].filter(Boolean).join(' ');
+}
+
+export function qemuArgs(plan: QemuPlan): string[] {
+  const args = [
+    '-name', `${plan.id},process=${plan.id}`,
+    '-machine', plan.machine,
+    '-accel', plan.accel,
+    '-cpu', plan.accel === 'kvm' ? 'host' : 'max',
+    '-smp', String(plan.cpus),
+    '-m', String(plan.memMiB),
+    // No default devices (VGA, parallel port, default NIC with its iPXE ROM, floppy, monitor):
+    // each is boot time, and the serial console is the only screen.
+    '-nodefaults', '-no-user-config', '-display', 'none',
+    // A reboot, including the one after `panic=N`, ends qemu: the run is over then.
+    '-no-reboot',
+    // The console is qemu's stdout (live, nothing lost before we connect); a terminal's Ctrl-C
+    // is tskit's to handle, not qemu's (signal=off).
+    '-chardev', 'stdio,id=console,signal=off', '-serial', 'chardev:console',
+    // QMP on the socket tskit hands qemu as fd 3: shutdown reasons, and `quit`.
+    '-chardev', 'socket,id=qmp,fd=3', '-mon', 'chardev=qmp,mode=control',
+    '-object', 'rng-random,id=rng0,filename=/dev/urandom', '-device', 'virtio-rng-pci,rng=rng0',
+  ];
+  if (plan.firmware) args.push('-bios', plan.firmware);
+  const image = plan.image;
+  if (image.kind === 'kernel+initrd') {
+    args.push('-kernel', image.kernel, '-initrd', image.initrd, '-append', kernelCmdline(image, plan.extraCmdline));
+  } else if (image.media === 'cdrom') {
+    args.push('-drive', `if=none,id=boot,media=cdrom,readonly=on,format=raw,file=${optionValue(image.path)}`, '-device', 'ide-cd,drive=boot,bootindex=0');
+  } else {
+    args.push('-drive', `if=none,id=boot,format=${image.format},file=${optionValue(image.path)}`, '-device', 'virtio-blk-pci,drive=boot,bootindex=0');
+  }
+  for (const [i, disk] of plan.disks.entries()) {
+    args.push('-drive', `if=none,id=disk${i},format=${disk.format},file=${optionValue(disk.path)}`, '-device', `virtio-blk-pci,drive=disk${i}`);
+  }
+  if (plan.networking === 'user') {
+    const forwards = plan.publish.map((p) => `,hostfwd=${p.protocol}:${p.hostAddress}:${p.hostPort}-:${p.guestPort}`).join('');
+    // romfile= (empty): no iPXE option ROM; tskit never network-boots.
+    args.push('-netdev', `user,id=net0${forwards}`, '-device', 'virtio-net-pci,netdev=net0,romfile=');
+  }
+  return args;
+}

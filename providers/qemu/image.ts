@@ -1,0 +1,202 @@
+// Works out what a PATH given to `tskit run qemu` is and how qemu should boot it:
+// a kernel+initrd prefix (out/hello -> out/hello-kernel, -initrd.img, -cmdline), a directory
+// holding one, or a disk image whose format comes from its magic bytes, else its extension.
+// Also decides whether the image can only boot under UEFI (an EFI-only disk or ISO).
+import {open, readFile, readdir, stat} from 'node:fs/promises';
+import {basename, dirname, extname, join} from 'node:path';
+import {TskitError} from '../../src/errors.ts';
+
+export type DiskFormat = 'raw' | 'qcow2' | 'vpc' | 'vhdx' | 'vmdk';
+
+export interface KernelInitrdImage {
+  kind: 'kernel+initrd';
+  /** For console prefixes and the instance name: "hello" for out/hello. */
+  name: string;
+  kernel: string;
+  initrd: string;
+  /** The -cmdline file's text (trimmed), or "console=ttyS0" when there is none. */
+  cmdline: string;
+  cmdlineFile?: string;
+  /** Only when the caller's format says so: a kernel boots under either firmware. */
+  needsUefi: boolean;
+  uefiReason?: string;
+}
+
+export interface DiskImage {
+  kind: 'disk';
+  name: string;
+  path: string;
+  format: DiskFormat;
+  media: 'disk' | 'cdrom';
+  needsUefi: boolean;
+  /** Why UEFI was chosen, for a log line. */
+  uefiReason?: string;
+}
+
+export type BootImage = KernelInitrdImage | DiskImage;
+
+/** LinuxKit output formats `tskit run qemu` boots (what the provider's `accepts` lists). */
+export const bootableFormats = [
+  'kernel+initrd',
+  'raw-bios',
+  'raw-efi',
+  'qcow2-bios',
+  'qcow2-efi',
+  'iso-bios',
+  'iso-efi',
+  'iso-efi-initrd',
+  'vhd',
+  'dynamic-vhd',
+  'vhdx',
+  'vmdk',
+] as const;
+
+const extensionFormats: Record<string, DiskFormat> = {
+  '.img': 'raw',
+  '.raw': 'raw',
+  '.qcow2': 'qcow2',
+  '.vhd': 'vpc',
+  '.vhdx': 'vhdx',
+  '.vmdk': 'vmdk',
+  '.iso': 'raw',
+};
+
+const kernelSuffixes = ['-kernel', '-initrd.img', '-cmdline'];
+
+export async function resolveImage(path: string, formatHint?: string): Promise<BootImage> {
+  const hintUefi = formatHint !== undefined && /-efi(-initrd)?$/.test(formatHint);
+  const info = await stat(path).catch(() => undefined);
+  if (info?.isDirectory()) return kernelInitrdInDirectory(path, hintUefi);
+  if (info?.isFile()) {
+    const suffix = kernelSuffixes.find((s) => path.endsWith(s));
+    if (suffix) return kernelInitrd(path.slice(0, -suffix.length), hintUefi);
+    if (formatHint === 'kernel+initrd') return kernelInitrd(path, hintUefi);
+    if (/\.(tar|tgz|tar\.gz)$/.test(path)) {
+      throw new TskitError(`${path}: tar-kernel-initrd archives are not booted directly yet; unpack it, or build kernel+initrd`, {exitCode: 125});
+    }
+    return diskImage(path, formatHint, hintUefi);
+  }
+  if (await isFile(`${path}-kernel`)) return kernelInitrd(path, hintUefi);
+  throw new TskitError(`${path}: no such image (looked for the file, and for ${path}-kernel with ${path}-initrd.img)`, {exitCode: 125});
+}
+
+async function kernelInitrd(prefix: string, hintUefi: boolean): Promise<KernelInitrdImage> {
+  // A directory prefix ("out/") names files "kernel", "initrd.img", "cmdline" as tar-kernel-initrd has them.
+  const sep = prefix.endsWith('/') || prefix === '' ? '' : '-';
+  const kernel = `${prefix}${sep}kernel`;
+  const initrd = `${prefix}${sep}initrd.img`;
+  const cmdlineFile = `${prefix}${sep}cmdline`;
+  for (const [file, what] of [[kernel, 'kernel'], [initrd, 'initrd']] as const) {
+    if (!(await isFile(file))) throw new TskitError(`${prefix}: the ${what} ${file} is missing`, {exitCode: 125});
+  }
+  const cmdlineText = await readFile(cmdlineFile, 'utf8').catch(() => undefined);
+  const name = basename(sep ? prefix : dirname(`${prefix}x`)) || 'qemu';
+  return {
+    kind: 'kernel+initrd',
+    name,
+    kernel,
+    initrd,
+    cmdline: cmdlineText === undefined ? 'console=ttyS0' : cmdlineText.trim().replace(/\s+/g, ' '),
+    ...(cmdlineText === undefined ? {} : {cmdlineFile}),
+    needsUefi: hintUefi,
+    ...(hintUefi ? {uefiReason: 'the image format is an -efi one'} : {}),
+  };
+}
+
+async function kernelInitrdInDirectory(dir: string, hintUefi: boolean): Promise<KernelInitrdImage> {
+  const entries = await readdir(dir);
+  const prefixes = entries.filter((e) => e.endsWith('-kernel')).map((e) => join(dir, e.slice(0, -'-kernel'.length)));
+  if (prefixes.length === 1) return kernelInitrd(prefixes[0]!, hintUefi);
+  if (prefixes.length > 1) {
+    throw new TskitError(`${dir}: holds several kernels (${prefixes.map((p) => basename(p)).join(', ')}); name one, e.g. ${prefixes[0]}`, {exitCode: 125});
+  }
+  for (const sub of ['', 'boot/']) {
+    if (await isFile(join(dir, sub, 'kernel'))) {
+      const image = await kernelInitrd(`${join(dir, sub).replace(/\/$/, '')}/`, hintUefi);
+      return {...image, name: basename(dir)};
+    }
+  }
+  throw new TskitError(`${dir}: no NAME-kernel (or kernel and initrd.img) in this directory`, {exitCode: 125});
+}
+
+async function diskImage(path: string, formatHint: string | undefined, hintUefi: boolean): Promise<DiskImage> {
+  const head = await readAt(path, 0, 512);
+  const iso = (await readAt(path, 0x8001, 5)).toString('latin1') === 'CD001';
+  const sniffed = sniffFormat(head, await readTail(path, 512));
+  const ext = extname(path).toLowerCase();
+  const format: DiskFormat = sniffed ?? (formatHint ? formatFromHint(formatHint) : undefined) ?? extensionFormats[ext] ?? 'raw';
+  const media = iso || ext === '.iso' || formatHint?.startsWith('iso') ? 'cdrom' : 'disk';
+  const name = basename(path, extname(path)).replace(/-(bios|efi)$/, '') || 'qemu';
+  let uefiReason: string | undefined = hintUefi ? 'the image format is an -efi one' : /-efi\.[a-z0-9]+$/i.test(path) ? 'its name ends in -efi' : undefined;
+  if (!uefiReason && format === 'raw') uefiReason = media === 'cdrom' ? await isoNeedsUefi(path) : mbrNeedsUefi(head, await readAt(path, 512, 8));
+  return {kind: 'disk', name, path, format, media, needsUefi: uefiReason !== undefined, ...(uefiReason ? {uefiReason} : {})};
+}
+
+/** The qemu block driver a disk's magic bytes name; undefined for raw (no magic). */
+export function sniffFormat(head: Buffer, tail: Buffer): DiskFormat | undefined {
+  const magic = head.subarray(0, 8).toString('latin1');
+  if (magic.startsWith('QFI\xfb')) return 'qcow2';
+  if (magic === 'vhdxfile') return 'vhdx';
+  if (magic.startsWith('KDMV') || head.subarray(0, 21).toString('latin1') === '# Disk DescriptorFile') return 'vmdk';
+  // Dynamic VHDs start with a copy of the footer; fixed ones only end with it.
+  if (magic === 'conectix' || tail.subarray(0, 8).toString('latin1') === 'conectix') return 'vpc';
+  return undefined;
+}
+
+function formatFromHint(hint: string): DiskFormat | undefined {
+  if (hint.startsWith('qcow2')) return 'qcow2';
+  if (hint === 'vhd' || hint === 'dynamic-vhd') return 'vpc';
+  if (hint === 'vhdx' || hint === 'vmdk') return hint;
+  if (hint.startsWith('raw') || hint.startsWith('iso')) return 'raw';
+  return undefined;
+}
+
+/**
+ * A raw disk SeaBIOS cannot boot but OVMF can: no boot code in the MBR, and a GPT or an
+ * EFI system partition (how LinuxKit's raw-efi and most EFI-only images look).
+ */
+export function mbrNeedsUefi(sector0: Buffer, sector1Start: Buffer): string | undefined {
+  if (sector0.length < 512) return undefined;
+  const signed = sector0[510] === 0x55 && sector0[511] === 0xaa;
+  const hasBootCode = sector0.subarray(0, 440).some((b) => b !== 0);
+  if (signed && hasBootCode) return undefined;
+  const gpt = sector1Start.toString('latin1') === 'EFI PART';
+  const types = [0, 1, 2, 3].map((i) => sector0[446 + 16 * i + 4]);
+  if (gpt || (signed && types.some((t) => t === 0xee || t === 0xef))) return 'the disk has no BIOS boot code but an EFI partition table';
+  return undefined;
+}
+
+/** An ISO whose El Torito catalog has EFI boot entries and no BIOS one. */
+async function isoNeedsUefi(path: string): Promise<string | undefined> {
+  const record = await readAt(path, 17 * 2048, 2048);
+  if (record[0] !== 0 || record.subarray(1, 6).toString('latin1') !== 'CD001' || !record.subarray(7, 30).toString('latin1').startsWith('EL TORITO')) return undefined;
+  const catalog = await readAt(path, record.readUInt32LE(0x47) * 2048, 2048);
+  if (catalog[0] !== 1) return undefined;
+  const platforms = new Set([catalog[1]]);
+  for (let off = 64; off + 32 <= catalog.length; off += 32) {
+    const id = catalog[off];
+    if (id === 0x90 || id === 0x91) platforms.add(catalog[off + 1]);
+    else if (id !== 0x88 && id !== 0x00 && id !== 0x44) break;
+  }
+  return platforms.has(0xef) && !platforms.has(0) ? 'the ISO has only EFI boot entries' : undefined;
+}
+
+async function readAt(path: string, position: number, length: number): Promise<Buffer> {
+  const handle = await open(path, 'r');
+  try {
+    const buffer = Buffer.alloc(length);
+    const {bytesRead} = await handle.read(buffer, 0, length, position);
+    return buffer.subarray(0, bytesRead);
+  } finally {
+    await handle.close();
+  }
+}
+
+async function readTail(path: string, length: number): Promise<Buffer> {
+  const {size} = await stat(path);
+  return size < length ? Buffer.alloc(0) : readAt(path, size - length, length);
+}
+
+async function isFile(path: string): Promise<boolean> {
+  return (await stat(path).catch(() => undefined))?.isFile() ?? false;
+}

@@ -1,0 +1,320 @@
+// `tskit run qemu`: boots a kernel+initrd or a disk image in a local qemu (KVM when it really
+// works, TCG otherwise) behind the Provider interface every cloud implements. Each instance
+// owns one temp dir, named like the instance (tskit-qemu-XXXXXX) and passed to qemu as -name,
+// so `destroy` and `list` can find a leftover VM and its files even from another process.
+import {rmSync} from 'node:fs';
+import {access, constants, mkdtemp, readdir, readFile, rm, stat} from 'node:fs/promises';
+import {tmpdir} from 'node:os';
+import {basename, delimiter, isAbsolute, join, resolve} from 'node:path';
+import type {Readable} from 'node:stream';
+import type {Emit} from '../../src/events.ts';
+import {TskitError} from '../../src/errors.ts';
+import type {Artifact, DestroyOptions, ImageRef, Instance, InstanceEnd, Provider, PushedImage, Resource} from '../../src/provider.ts';
+import {stateDir} from '../../src/run/state-dir.ts';
+import {kernelCmdline, qemuArgs, type QemuPlan} from './args.ts';
+import {prepareDisks} from './disks.ts';
+import {findOvmf, ovmfAdvice} from './firmware.ts';
+import {bootableFormats, resolveImage} from './image.ts';
+import {probeKvm} from './kvm-probe.ts';
+import type {QemuRunOptions} from './options.ts';
+import {QemuProcess} from './process.ts';
+
+export type {QemuRunOptions} from './options.ts';
+export {parseDiskSpec, parsePublish} from './options.ts';
+
+const idPattern = /^tskit-qemu-[A-Za-z0-9]{6}$/;
+const qemuAdvice = 'install it (Debian/Ubuntu: apt-get install qemu-system-x86 qemu-utils; Fedora: dnf install qemu-system-x86 qemu-img; macOS: brew install qemu) or set TSKIT_QEMU to its path';
+
+interface LiveVm {
+  tempDir: string;
+  vm?: QemuProcess;
+  stopGraceMs?: number;
+}
+
+/** What this process started and has not destroyed yet; emptied by the exit hook if need be. */
+const live = new Map<string, LiveVm>();
+let exitHookInstalled = false;
+
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  // Last resort when the process leaves without teardown (a third Ctrl-C, process.exit, a
+  // crash): hooks on 'exit' cannot wait, so kill hard and remove synchronously.
+  process.once('exit', () => {
+    for (const entry of live.values()) {
+      entry.vm?.killNow();
+      rmSync(entry.tempDir, {recursive: true, force: true});
+    }
+    live.clear();
+  });
+}
+
+export class QemuProvider implements Provider<unknown, QemuRunOptions> {
+  readonly name = 'qemu';
+  readonly accepts: readonly string[] = bootableFormats;
+
+  async check(options: QemuRunOptions = {}): Promise<void> {
+    const qemu = options.qemuBinary ?? defaultQemu();
+    if (!(await findExecutable(qemu))) throw new TskitError(`qemu: ${qemu} not found; ${qemuAdvice}`, {exitCode: 125});
+    const creates = (options.disks ?? []).some((d) => !d.file);
+    const named = await Promise.all((options.disks ?? []).filter((d) => d.file).map((d) => stat(d.file!).then(() => true, () => false)));
+    if (creates || named.includes(false)) {
+      const qemuImg = options.qemuImgBinary ?? 'qemu-img';
+      if (!(await findExecutable(qemuImg))) throw new TskitError(`qemu: --disk needs ${qemuImg} to create disks, and it is not found; ${qemuAdvice}`, {exitCode: 125});
+    }
+    if (options.uefi && !(options.firmware ?? (await findOvmf()))) throw new TskitError(`qemu: --uefi needs OVMF firmware, none found; ${ovmfAdvice}`, {exitCode: 125});
+    if (options.firmware && !(await access(options.firmware, constants.R_OK).then(() => true, () => false))) {
+      throw new TskitError(`qemu: firmware ${options.firmware} cannot be read`, {exitCode: 125});
+    }
+    if ((options.publish ?? []).length > 0 && options.networking === 'none') {
+      throw new TskitError('qemu: --publish needs networking; drop --networking none', {exitCode: 2});
+    }
+  }
+
+  /**
+   * qemu boots local files, so there is nothing to upload: the image id is the artifact's
+   * absolute path. (Kept so `tskit push qemu` and scripts treat every provider alike.)
+   */
+  async push(artifact: Artifact): Promise<PushedImage> {
+    return {provider: this.name, id: resolve(artifact.path), detail: {format: artifact.format}};
+  }
+
+  async run(ref: ImageRef, options: QemuRunOptions, emit: Emit, signal: AbortSignal): Promise<Instance[]> {
+    const image = await resolveImage(ref.id, options.format);
+    const qemu = options.qemuBinary ?? defaultQemu();
+
+    let firmware: string | undefined;
+    if (options.uefi ?? image.needsUefi) {
+      firmware = options.firmware ?? (await findOvmf());
+      if (!firmware) throw new TskitError(`qemu: ${ref.id} needs UEFI (${image.uefiReason ?? '--uefi'}), and no OVMF firmware was found; ${ovmfAdvice}`, {exitCode: 125});
+      if (options.uefi === undefined) emit({type: 'log', level: 'info', message: `booting ${image.name} with UEFI: ${image.uefiReason}`});
+    } else if (image.needsUefi) {
+      emit({type: 'log', level: 'warn', message: `${ref.id} looks UEFI-only (${image.uefiReason}) but --no-uefi was given`});
+    }
+    if (image.kind === 'kernel+initrd' && !/(^|\s)console=ttyS0/.test(kernelCmdline(image, options.cmdline))) {
+      emit({type: 'log', level: 'warn', message: `the kernel command line has no console=ttyS0, so the serial console may stay silent (add it with --cmdline console=ttyS0)`});
+    }
+
+    const accel = await this.chooseAccel(options, qemu, emit, signal);
+    signal.throwIfAborted();
+
+    const tempDir = await mkdtemp(join(tmpdir(), 'tskit-qemu-'));
+    const id = basename(tempDir);
+    const entry: LiveVm = {tempDir, ...(options.stopGraceMs === undefined ? {} : {stopGraceMs: options.stopGraceMs})};
+    installExitHook();
+    live.set(id, entry);
+    try {
+      const disks = await prepareDisks(options.disks ?? [], tempDir, options.qemuImgBinary ?? 'qemu-img', emit);
+      const plan: QemuPlan = {
+        id,
+        image,
+        accel,
+        cpus: options.cpus ?? 1,
+        memMiB: options.memMiB ?? 1024,
+        machine: options.machine ?? 'q35',
+        ...(firmware ? {firmware} : {}),
+        ...(options.cmdline ? {extraCmdline: options.cmdline} : {}),
+        disks,
+        networking: options.networking ?? 'user',
+        publish: options.publish ?? [],
+      };
+      signal.throwIfAborted();
+      entry.vm = await QemuProcess.start({binary: qemu, args: qemuArgs(plan), emit, signal});
+      return [
+        {
+          provider: this.name,
+          id,
+          name: image.name,
+          detail: {pid: entry.vm.pid, accel, firmware: firmware ?? 'seabios', machine: plan.machine, image: resolve(image.kind === 'disk' ? image.path : image.kernel), tempDir},
+        },
+      ];
+    } catch (error) {
+      await entry.vm?.stop({graceMs: 0});
+      await rm(tempDir, {recursive: true, force: true});
+      live.delete(id);
+      throw error;
+    }
+  }
+
+  console(instance: Instance, signal: AbortSignal): AsyncIterable<Uint8Array> {
+    const vm = this.vmOf(instance);
+    return readableChunks(vm.console, signal);
+  }
+
+  async wait(instance: Instance, signal: AbortSignal): Promise<InstanceEnd> {
+    const vm = this.vmOf(instance);
+    signal.throwIfAborted();
+    let onAbort: (() => void) | undefined;
+    try {
+      return await Promise.race([vm.ended, new Promise<never>((_, reject) => signal.addEventListener('abort', (onAbort = () => reject(signal.reason)), {once: true}))]);
+    } finally {
+      if (onAbort) signal.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /** Stops the VM (QMP quit, SIGTERM, SIGKILL; at once when hurried) and removes its temp dir. Idempotent. */
+  async destroy(resource: Resource, options: DestroyOptions = {}): Promise<void> {
+    const entry = live.get(resource.id);
+    if (entry) {
+      try {
+        await entry.vm?.stop({...(entry.stopGraceMs === undefined ? {} : {graceMs: entry.stopGraceMs}), ...(options.hurry ? {hurry: options.hurry} : {})});
+      } finally {
+        await rm(entry.tempDir, {recursive: true, force: true});
+        live.delete(resource.id);
+      }
+      return;
+    }
+    // Not ours: a leftover from a tskit that died (for `tskit gc`). Match the exact id only.
+    if (!idPattern.test(resource.id)) throw new TskitError(`qemu: "${resource.id}" is not a tskit qemu instance id`);
+    for (const pid of await qemuPidsFor(resource.id)) await killPid(pid, options.hurry);
+    await rm(join(tmpdir(), resource.id), {recursive: true, force: true});
+  }
+
+  /** Leftovers of tskit runs whose tskit is gone: orphaned qemu processes and temp dirs. */
+  async *list(filter: {runId?: string; olderThan?: Date} = {}): AsyncIterable<Resource> {
+    const running = await runningTskitQemus();
+    const names = new Set<string>(running.filter((p) => p.orphaned).map((p) => p.id));
+    const busy = new Set(running.filter((p) => !p.orphaned).map((p) => p.id));
+    for (const entry of await readdir(tmpdir()).catch(() => [] as string[])) {
+      if (idPattern.test(entry) && !busy.has(entry)) names.add(entry);
+    }
+    for (const id of names) {
+      if (live.has(id)) continue;
+      const created = await stat(join(tmpdir(), id)).then((s) => s.mtime, () => undefined);
+      if (filter.olderThan && created && created > filter.olderThan) continue;
+      yield {provider: this.name, kind: 'instance', id, ...(created ? {createdAt: created.toISOString()} : {})};
+    }
+  }
+
+  private vmOf(instance: Instance): QemuProcess {
+    const vm = live.get(instance.id)?.vm;
+    if (!vm) throw new TskitError(`qemu: no running instance ${instance.id} in this process`);
+    return vm;
+  }
+
+  private async chooseAccel(options: QemuRunOptions, qemu: string, emit: Emit, signal: AbortSignal): Promise<'kvm' | 'tcg'> {
+    const accel = options.accel ?? 'auto';
+    if (accel !== 'auto') return accel;
+    const probe = await probeKvm({qemu, stateDir: options.stateDir ?? stateDir(), signal});
+    emit({type: 'log', level: 'debug', message: `accelerator: ${probe.usable ? 'kvm' : 'tcg'} (${probe.reason}${probe.cached ? ', cached for this boot' : ''})`});
+    return probe.usable ? 'kvm' : 'tcg';
+  }
+}
+
+export const qemuProvider = new QemuProvider();
+
+export function defaultQemu(): string {
+  return process.env.TSKIT_QEMU || 'qemu-system-x86_64';
+}
+
+/**
+ * The console as chunks, ending when qemu closes it or the signal aborts. Buffers at most a
+ * little: past 64 chunks the stream is paused, and qemu's serial waits for us.
+ */
+async function* readableChunks(stream: Readable, signal: AbortSignal): AsyncGenerator<Uint8Array> {
+  const queue: Buffer[] = [];
+  let ended = stream.readableEnded;
+  let failure: Error | undefined;
+  let wake: (() => void) | undefined;
+  const notify = (): void => {
+    wake?.();
+    wake = undefined;
+  };
+  const onData = (chunk: Buffer): void => {
+    queue.push(chunk);
+    if (queue.length > 64) stream.pause();
+    notify();
+  };
+  const onEnd = (): void => {
+    ended = true;
+    notify();
+  };
+  const onError = (error: Error): void => {
+    failure = error;
+    notify();
+  };
+  stream.on('data', onData);
+  stream.on('end', onEnd);
+  stream.on('close', onEnd);
+  stream.on('error', onError);
+  signal.addEventListener('abort', notify);
+  try {
+    for (;;) {
+      if (signal.aborted) return;
+      const chunk = queue.shift();
+      if (chunk) {
+        if (queue.length < 16 && stream.isPaused()) stream.resume();
+        yield chunk;
+        continue;
+      }
+      if (failure) throw failure;
+      if (ended) return;
+      await new Promise<void>((resolve) => (wake = resolve));
+    }
+  } finally {
+    stream.off('data', onData);
+    stream.off('end', onEnd);
+    stream.off('close', onEnd);
+    stream.off('error', onError);
+    signal.removeEventListener('abort', notify);
+  }
+}
+
+async function findExecutable(name: string): Promise<string | undefined> {
+  const candidates = isAbsolute(name) || name.includes('/') ? [name] : (process.env.PATH ?? '').split(delimiter).filter(Boolean).map((d) => join(d, name));
+  for (const path of candidates) {
+    if (await access(path, constants.X_OK).then(() => true, () => false)) return path;
+  }
+  return undefined;
+}
+
+interface TskitQemu {
+  pid: number;
+  id: string;
+  /** Its tskit is gone (re-parented away from it). */
+  orphaned: boolean;
+}
+
+async function runningTskitQemus(): Promise<TskitQemu[]> {
+  const found: TskitQemu[] = [];
+  for (const entry of await readdir('/proc').catch(() => [] as string[])) {
+    if (!/^\d+$/.test(entry)) continue;
+    const argv = await readFile(`/proc/${entry}/cmdline`, 'utf8').then((t) => t.split('\0'), () => [] as string[]);
+    const nameAt = argv.indexOf('-name');
+    const id = nameAt >= 0 ? argv[nameAt + 1]?.split(',')[0] : undefined;
+    if (!id || !idPattern.test(id) || !/qemu-system/.test(argv[0] ?? '')) continue;
+    const status = await readFile(`/proc/${entry}/status`, 'utf8').catch(() => '');
+    const ppid = Number(/^PPid:\s+(\d+)/m.exec(status)?.[1] ?? 0);
+    const parent = ppid > 1 ? await readFile(`/proc/${ppid}/cmdline`, 'utf8').catch(() => '') : '';
+    found.push({pid: Number(entry), id, orphaned: ppid <= 1 || !/node|tskit/.test(parent)});
+  }
+  return found;
+}
+
+async function qemuPidsFor(id: string): Promise<number[]> {
+  return (await runningTskitQemus()).filter((p) => p.id === id).map((p) => p.pid);
+}
+
+async function killPid(pid: number, hurry?: AbortSignal): Promise<void> {
+  const alive = (): boolean => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const send = (signal: NodeJS.Signals): void => {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      // Gone already.
+    }
+  };
+  if (!hurry?.aborted) {
+    send('SIGTERM');
+    for (let i = 0; i < 30 && alive() && !hurry?.aborted; i++) await new Promise((r) => setTimeout(r, 100));
+  }
+  if (alive()) send('SIGKILL');
+  for (let i = 0; i < 50 && alive(); i++) await new Promise((r) => setTimeout(r, 100));
+}

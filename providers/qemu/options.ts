@@ -1,0 +1,91 @@
+// What `tskit run qemu` can be asked for, and the parsers for the flag syntaxes it shares
+// with LinuxKit (`--disk file=...,size=...,format=...`, `--publish 8080:80/tcp`).
+import {TskitError} from '../../src/errors.ts';
+import {parseSize} from '../../src/run/size.ts';
+
+export type Accel = 'auto' | 'kvm' | 'tcg';
+export type Networking = 'none' | 'user';
+
+export interface DiskSpec {
+  /** Missing: a temporary disk, removed with the instance. */
+  file?: string;
+  /** Bytes; used only when the file does not exist yet (default 1 GiB). */
+  size?: number;
+  /** qemu block driver (raw, qcow2, vpc, vhdx, vmdk); default: from the file, else qcow2. */
+  format?: string;
+}
+
+export interface PortForward {
+  protocol: 'tcp' | 'udp';
+  /** Host address to listen on; empty means every address (as docker and LinuxKit do). */
+  hostAddress: string;
+  hostPort: number;
+  guestPort: number;
+}
+
+export interface QemuRunOptions {
+  accel?: Accel;
+  cpus?: number;
+  memMiB?: number;
+  disks?: DiskSpec[];
+  /** Boot with OVMF. Default: only when the image needs it (an EFI-only disk or ISO, a `-efi` name). */
+  uefi?: boolean;
+  /** Appended to the kernel command line of a kernel+initrd image. */
+  cmdline?: string;
+  publish?: PortForward[];
+  /** Default: user-mode networking with a virtio NIC (no option ROM). */
+  networking?: Networking;
+  /** A LinuxKit format name (kernel+initrd, raw-bios, raw-efi, qcow2-efi, iso-efi, vhd...) when the caller knows it. */
+  format?: string;
+  /** qemu machine type (default q35, as LinuxKit). */
+  machine?: string;
+  /** Defaults: $TSKIT_QEMU or qemu-system-x86_64, qemu-img. */
+  qemuBinary?: string;
+  qemuImgBinary?: string;
+  /** Firmware for --uefi; default: the first OVMF.fd found in the usual places. */
+  firmware?: string;
+  /** Where the KVM probe result is cached (default: the tskit state dir). */
+  stateDir?: string;
+  /** Grace period for a clean stop before SIGTERM, then SIGKILL (default 3000 ms). */
+  stopGraceMs?: number;
+}
+
+/** `file=PATH,size=SIZE,format=FMT` in any order (a bare PATH is file=PATH). */
+export function parseDiskSpec(text: string): DiskSpec {
+  const spec: DiskSpec = {};
+  for (const part of text.split(',')) {
+    if (part === '') continue;
+    const eq = part.indexOf('=');
+    const [key, value] = eq < 0 ? ['file', part] : [part.slice(0, eq), part.slice(eq + 1)];
+    switch (key) {
+      case 'file':
+        spec.file = value;
+        break;
+      case 'size':
+        spec.size = parseSize(value, `--disk ${text}: size`);
+        break;
+      case 'format':
+        spec.format = value;
+        break;
+      default:
+        throw new TskitError(`--disk ${text}: unknown key "${key}" (use file=, size=, format=)`, {exitCode: 2});
+    }
+  }
+  return spec;
+}
+
+/** `[ADDRESS:]HOST:GUEST[/tcp|/udp]`, e.g. `8080:80`, `127.0.0.1:5353:53/udp`. */
+export function parsePublish(text: string): PortForward {
+  const m = /^(?:(\d{1,3}(?:\.\d{1,3}){3}|localhost):)?(\d+):(\d+)(?:\/(tcp|udp))?$/.exec(text.trim());
+  const port = (s: string | undefined): number | undefined => {
+    const n = Number(s);
+    return Number.isInteger(n) && n >= 1 && n <= 65535 ? n : undefined;
+  };
+  const hostPort = port(m?.[2]);
+  const guestPort = port(m?.[3]);
+  if (!m || hostPort === undefined || guestPort === undefined) {
+    throw new TskitError(`--publish ${text}: expected [ADDRESS:]HOSTPORT:GUESTPORT[/tcp|/udp] with ports 1-65535`, {exitCode: 2});
+  }
+  const address = m[1] === 'localhost' ? '127.0.0.1' : (m[1] ?? '');
+  return {protocol: (m[4] as 'tcp' | 'udp' | undefined) ?? 'tcp', hostAddress: address, hostPort, guestPort};
+}

@@ -7,10 +7,11 @@ import {renderMetadata, type MetadataFormat} from '../config/metadata.ts';
 import {formatProblem} from '../config/problems.ts';
 import {TskitError} from '../errors.ts';
 import {ImageCache} from '../oci/cache.ts';
-import {archFlag, cacheDirFlags, cacheDirFromFlags, jsonFlags, platformsFromArchFlags, pullFlags, registryFlags, registryOptionsFromFlags} from '../oci/cli-flags.ts';
-import {CacheCommand, createRenderer, formatBytes} from '../oci/cli-render.ts';
+import {archFlag, cacheDirFlags, cacheDirFromFlags, jsonFlags, platformsFromArchFlags, pullFlags, registryFlags, registryOptionsFromFlags} from '../cli/image-flags.ts';
+import {createProgressRenderer, formatBytes} from '../cli/progress-render.ts';
+import {TskitCommand} from '../cli/command.ts';
 
-export default class Build extends CacheCommand {
+export default class Build extends TskitCommand {
   static override summary = 'Build an image from LinuxKit-format YAML files';
   static override description = `Resolves every image the YAML names (from the cache, pulling what it lacks), assembles the root \
 filesystem as LinuxKit does, and writes each requested format. Several files merge in LinuxKit's order. Outputs \
@@ -45,7 +46,7 @@ Formats: tar (NAME.tar), kernel+initrd (NAME-kernel, NAME-initrd.img, NAME-cmdli
     if (flags.output && (formats.length !== 1 || (flags.output === '-' && formats[0] !== 'tar'))) {
       throw new TskitError('--output takes exactly one format, and - (stdout) only with --format tar');
     }
-    const render = createRenderer(flags.json, flags.output === '-' ? process.stderr : process.stdout);
+    const render = createProgressRenderer(flags.json, flags.output === '-' ? process.stderr : process.stdout);
 
     const loaded = await loadConfig(files);
     for (const warning of loaded.warnings ?? []) render.emit({type: 'log', level: 'warn', message: formatProblem(warning)});

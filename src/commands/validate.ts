@@ -1,9 +1,9 @@
-import {Args, Command, Flags} from '@oclif/core';
-import {TskitError} from '../errors.ts';
+import {Args, Flags} from '@oclif/core';
+import {TskitCommand} from '../cli/command.ts';
 import {validateSources} from '../config/load.ts';
 import {formatProblem, isError, type ConfigProblem} from '../config/problems.ts';
 
-export default class Validate extends Command {
+export default class Validate extends TskitCommand {
   static override summary = 'Check LinuxKit YAML configs without pulling any image.';
 
   static override description = `Checks each file against LinuxKit's schema and rules: unknown or mistyped fields, duplicate keys \
@@ -37,14 +37,7 @@ would merge them. FILE may be "-" for stdin or an https:// URL.`;
     const {argv, flags} = await this.parse(Validate);
     const files = argv as string[];
     let problems: ConfigProblem[];
-    try {
-      problems = await validateSources(files, {mode: flags.merge ? 'merged' : 'separate'});
-    } catch (err) {
-      if (!(err instanceof TskitError)) throw err;
-      process.stderr.write(`${err.message}\n`);
-      process.exitCode = err.exitCode;
-      return;
-    }
+    problems = await validateSources(files, {mode: flags.merge ? 'merged' : 'separate'});
     const names = (f: string) => (f === '-' ? '<stdin>' : f);
     const errors = problems.filter(isError);
     const bad = new Set(errors.map((p) => p.file));

@@ -1,9 +1,10 @@
 import {Flags} from '@oclif/core';
 import {ImageCache} from '../../oci/cache.ts';
-import {cacheDirFlags, cacheDirFromFlags, jsonFlags} from '../../oci/cli-flags.ts';
-import {CacheCommand, createRenderer, formatBytes} from '../../oci/cli-render.ts';
+import {cacheDirFlags, cacheDirFromFlags, jsonFlags} from '../../cli/image-flags.ts';
+import {createProgressRenderer, formatBytes} from '../../cli/progress-render.ts';
+import {TskitCommand} from '../../cli/command.ts';
 
-export default class CacheClean extends CacheCommand {
+export default class CacheClean extends TskitCommand {
   static override summary = 'Empty the cache, or delete only unused blobs';
   static override description =
     'Empty the cache, or with --unused delete only blobs no cached image needs. Blobs that running builds and pulls use are never deleted';
@@ -16,7 +17,7 @@ export default class CacheClean extends CacheCommand {
 
   async run(): Promise<void> {
     const {flags} = await this.parse(CacheClean);
-    const render = createRenderer(flags.json);
+    const render = createProgressRenderer(flags.json);
     const cache = new ImageCache({dir: cacheDirFromFlags(flags), emit: render.emit});
     try {
       const result = await cache.clean({unusedOnly: flags.unused});

@@ -1,10 +1,11 @@
 import {Args, Flags} from '@oclif/core';
 import {ImageCache} from '../../oci/cache.ts';
 import {exportImage, exportImageToFile} from '../../oci/cache-transfer.ts';
-import {archFlag, cacheDirFlags, cacheDirFromFlags, jsonFlags, platformsFromArchFlags} from '../../oci/cli-flags.ts';
-import {CacheCommand, createRenderer, formatBytes} from '../../oci/cli-render.ts';
+import {archFlag, cacheDirFlags, cacheDirFromFlags, jsonFlags, platformsFromArchFlags} from '../../cli/image-flags.ts';
+import {createProgressRenderer, formatBytes} from '../../cli/progress-render.ts';
+import {TskitCommand} from '../../cli/command.ts';
 
-export default class CacheExport extends CacheCommand {
+export default class CacheExport extends TskitCommand {
   static override summary = 'Write a cached image as an OCI layout tar';
   static override description =
     'Write a cached image as an OCI image layout tar (loadable with `skopeo copy oci-archive:FILE.tar ...` or `tskit cache import`). For a multi-platform image, one platform is exported unless --all';
@@ -23,7 +24,7 @@ export default class CacheExport extends CacheCommand {
     const {flags, args} = await this.parse(CacheExport);
     const toStdout = flags.output === '-';
     if (toStdout && flags.json) this.error('--json cannot be used with -o -: both would write to stdout', {exit: 2});
-    const render = createRenderer(flags.json);
+    const render = createProgressRenderer(flags.json);
     const cache = new ImageCache({dir: cacheDirFromFlags(flags), emit: render.emit});
     try {
       const options = {platform: platformsFromArchFlags(flags.arch)[0]!, all: flags.all, emit: render.emit, ...(flags.name ? {name: flags.name} : {})};

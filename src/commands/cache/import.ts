@@ -1,10 +1,11 @@
 import {Args, Flags} from '@oclif/core';
 import {ImageCache} from '../../oci/cache.ts';
 import {importLayout} from '../../oci/cache-transfer.ts';
-import {cacheDirFlags, cacheDirFromFlags, jsonFlags} from '../../oci/cli-flags.ts';
-import {CacheCommand, createRenderer} from '../../oci/cli-render.ts';
+import {cacheDirFlags, cacheDirFromFlags, jsonFlags} from '../../cli/image-flags.ts';
+import {createProgressRenderer} from '../../cli/progress-render.ts';
+import {TskitCommand} from '../../cli/command.ts';
 
-export default class CacheImport extends CacheCommand {
+export default class CacheImport extends TskitCommand {
   static override summary = 'Import images from an OCI layout tar or directory';
   static override description =
     "Import images from an OCI image layout (a tar, a .tar.gz, a directory, or '-' for a tar on stdin). Every blob is verified against its digest";
@@ -18,7 +19,7 @@ export default class CacheImport extends CacheCommand {
 
   async run(): Promise<void> {
     const {flags, args} = await this.parse(CacheImport);
-    const render = createRenderer(flags.json);
+    const render = createProgressRenderer(flags.json);
     const cache = new ImageCache({dir: cacheDirFromFlags(flags), emit: render.emit});
     try {
       const result = await importLayout(cache, args.source, {emit: render.emit, ...(flags.name ? {name: flags.name} : {})});

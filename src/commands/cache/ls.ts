@@ -1,8 +1,9 @@
 import {ImageCache} from '../../oci/cache.ts';
-import {cacheDirFlags, cacheDirFromFlags, jsonFlags} from '../../oci/cli-flags.ts';
-import {CacheCommand, createRenderer, formatBytes, shortDigest} from '../../oci/cli-render.ts';
+import {cacheDirFlags, cacheDirFromFlags, jsonFlags} from '../../cli/image-flags.ts';
+import {createProgressRenderer, formatBytes, shortDigest} from '../../cli/progress-render.ts';
+import {TskitCommand} from '../../cli/command.ts';
 
-export default class CacheLs extends CacheCommand {
+export default class CacheLs extends TskitCommand {
   static override summary = 'List cached images with their platforms and sizes';
   static override description = 'List the images in the cache, with their platforms and how many bytes each holds alone or shares with others';
   static override examples = ['<%= config.bin %> cache ls', '<%= config.bin %> cache ls --json | jq .images'];
@@ -10,7 +11,7 @@ export default class CacheLs extends CacheCommand {
 
   async run(): Promise<void> {
     const {flags} = await this.parse(CacheLs);
-    const render = createRenderer(flags.json);
+    const render = createProgressRenderer(flags.json);
     const cache = new ImageCache({dir: cacheDirFromFlags(flags), emit: render.emit});
     try {
       const listing = await cache.list();

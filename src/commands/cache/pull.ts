@@ -1,10 +1,11 @@
 import {Args, Flags} from '@oclif/core';
 import {ImageCache} from '../../oci/cache.ts';
-import {ARCH_DESCRIPTION, cacheDirFlags, cacheDirFromFlags, jsonFlags, platformsFromArchFlags, registryFlags, registryOptionsFromFlags} from '../../oci/cli-flags.ts';
-import {CacheCommand, createRenderer} from '../../oci/cli-render.ts';
+import {ARCH_DESCRIPTION, cacheDirFlags, cacheDirFromFlags, jsonFlags, platformsFromArchFlags, registryFlags, registryOptionsFromFlags} from '../../cli/image-flags.ts';
+import {createProgressRenderer} from '../../cli/progress-render.ts';
+import {TskitCommand} from '../../cli/command.ts';
 import {formatPlatform} from '../../oci/platform.ts';
 
-export default class CachePull extends CacheCommand {
+export default class CachePull extends TskitCommand {
   static override summary = 'Pull images into the cache';
   static override description = 'Pull images from their registries into the cache (tags are always resolved again)';
   static override examples = ['<%= config.bin %> cache pull alpine:3.20', '<%= config.bin %> cache pull linuxkit/init:v1.2.0 --arch amd64 --arch arm64'];
@@ -19,7 +20,7 @@ export default class CachePull extends CacheCommand {
 
   async run(): Promise<void> {
     const {flags, argv} = await this.parse(CachePull);
-    const render = createRenderer(flags.json);
+    const render = createProgressRenderer(flags.json);
     const registry = await registryOptionsFromFlags(flags, render.emit);
     const cache = new ImageCache({dir: cacheDirFromFlags(flags), emit: render.emit, registry, pull: true});
     try {

@@ -1,12 +1,13 @@
 import {Args, Flags} from '@oclif/core';
 import {ImageCache} from '../../oci/cache.ts';
-import {archFlag, cacheDirFlags, cacheDirFromFlags, jsonFlags, registryFlags, registryOptionsFromFlags} from '../../oci/cli-flags.ts';
-import {CacheCommand, createRenderer} from '../../oci/cli-render.ts';
+import {archFlag, cacheDirFlags, cacheDirFromFlags, jsonFlags, registryFlags, registryOptionsFromFlags} from '../../cli/image-flags.ts';
+import {createProgressRenderer} from '../../cli/progress-render.ts';
+import {TskitCommand} from '../../cli/command.ts';
 import {platformForArch} from '../../oci/platform.ts';
 import {pushImage} from '../../oci/push.ts';
 import {RegistryClient} from '../../oci/registry.ts';
 
-export default class CachePush extends CacheCommand {
+export default class CachePush extends TskitCommand {
   static override summary = 'Push a cached image to a registry';
   static override description = 'Push a cached image to a registry (all of an index, or one platform with --arch)';
   static override examples = ['<%= config.bin %> cache push registry.example.com/app:1.0', '<%= config.bin %> cache push alpine:3.20 --to localhost:5000/alpine:3.20'];
@@ -22,7 +23,7 @@ export default class CachePush extends CacheCommand {
 
   async run(): Promise<void> {
     const {flags, args} = await this.parse(CachePush);
-    const render = createRenderer(flags.json);
+    const render = createProgressRenderer(flags.json);
     const registry = await registryOptionsFromFlags(flags, render.emit);
     const client = new RegistryClient({...registry, emit: render.emit});
     const cache = new ImageCache({dir: cacheDirFromFlags(flags), emit: render.emit, client});

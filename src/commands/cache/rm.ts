@@ -1,9 +1,10 @@
 import {Args} from '@oclif/core';
 import {ImageCache} from '../../oci/cache.ts';
-import {cacheDirFlags, cacheDirFromFlags, jsonFlags} from '../../oci/cli-flags.ts';
-import {CacheCommand, createRenderer, formatBytes} from '../../oci/cli-render.ts';
+import {cacheDirFlags, cacheDirFromFlags, jsonFlags} from '../../cli/image-flags.ts';
+import {createProgressRenderer, formatBytes} from '../../cli/progress-render.ts';
+import {TskitCommand} from '../../cli/command.ts';
 
-export default class CacheRm extends CacheCommand {
+export default class CacheRm extends TskitCommand {
   static override summary = 'Remove images from the cache, keeping blobs other images share';
   static override description =
     'Remove images from the cache. Only blobs no other cached image (and no running build) needs are deleted; shared layers stay';
@@ -14,7 +15,7 @@ export default class CacheRm extends CacheCommand {
 
   async run(): Promise<void> {
     const {flags, argv} = await this.parse(CacheRm);
-    const render = createRenderer(flags.json);
+    const render = createProgressRenderer(flags.json);
     const cache = new ImageCache({dir: cacheDirFromFlags(flags), emit: render.emit});
     try {
       const result = await cache.remove(argv as string[]);

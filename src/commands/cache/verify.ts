@@ -1,9 +1,10 @@
 import {Args, Flags} from '@oclif/core';
 import {ImageCache} from '../../oci/cache.ts';
-import {cacheDirFlags, cacheDirFromFlags, jsonFlags} from '../../oci/cli-flags.ts';
-import {CacheCommand, createRenderer} from '../../oci/cli-render.ts';
+import {cacheDirFlags, cacheDirFromFlags, jsonFlags} from '../../cli/image-flags.ts';
+import {createProgressRenderer} from '../../cli/progress-render.ts';
+import {TskitCommand} from '../../cli/command.ts';
 
-export default class CacheVerify extends CacheCommand {
+export default class CacheVerify extends TskitCommand {
   static override summary = 'Re-hash cached blobs and report damaged ones';
   static override description = 'Re-hash cached blobs (all, or those of the given images) and report damaged ones; --repair deletes them so they are pulled again';
   static override args = {refs: Args.string({description: 'image references (default: every blob)'})};
@@ -16,7 +17,7 @@ export default class CacheVerify extends CacheCommand {
 
   async run(): Promise<void> {
     const {flags, argv} = await this.parse(CacheVerify);
-    const render = createRenderer(flags.json);
+    const render = createProgressRenderer(flags.json);
     const cache = new ImageCache({dir: cacheDirFromFlags(flags), emit: render.emit});
     try {
       const result = await cache.verify({refs: argv as string[], repair: flags.repair});

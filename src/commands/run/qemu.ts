@@ -1,16 +1,16 @@
 // `tskit run qemu PATH`: flags in, events out. The run loop is src/run/session.ts, the VM is
 // providers/qemu; this file only translates flags and renders.
-import {Args, Command, Flags} from '@oclif/core';
-import {TskitError} from '../../errors.ts';
+import {Args, Flags} from '@oclif/core';
 import {parseDiskSpec, parsePublish, qemuProvider, type QemuRunOptions} from '../../../providers/qemu/index.ts';
 import {parseDuration} from '../../run/duration.ts';
 import {compileMarker} from '../../run/markers.ts';
-import {createRenderer, type Renderer} from '../../run/render.ts';
+import {createConsoleRenderer, type ConsoleRenderer} from '../../cli/console-render.ts';
+import {TskitCommand} from '../../cli/command.ts';
 import {runSession} from '../../run/session.ts';
 import {trapInterrupts} from '../../run/signals.ts';
 import {parseSizeMiB} from '../../run/size.ts';
 
-export default class RunQemu extends Command {
+export default class RunQemu extends TskitCommand {
   static override summary = 'Boot an image in a local qemu and stream its serial console';
 
   static override description = `PATH is a kernel+initrd prefix (out/hello for out/hello-kernel, out/hello-initrd.img and out/hello-cmdline), a directory holding one, or a disk image (.img/.raw, .qcow2, .vhd, .vhdx, .vmdk, .iso as a CD).
@@ -49,7 +49,7 @@ The console goes to stdout as it comes. The run ends when a --wait-for pattern m
   async run(): Promise<void> {
     // Before anything slow, so a Ctrl-C during start-up still tears down what was made.
     const interrupts = trapInterrupts();
-    let renderer: Renderer | undefined;
+    let renderer: ConsoleRenderer | undefined;
     try {
       const {args, flags} = await this.parse(RunQemu);
       // `tskit run qemu x | head`: when the reader goes, stop the run as a SIGPIPE would.
@@ -60,7 +60,7 @@ The console goes to stdout as it comes. The run ends when a --wait-for pattern m
         interrupts.raise('SIGPIPE');
       });
       const stdout = {write: (chunk: string | Uint8Array) => stdoutGone || process.stdout.write(chunk)};
-      renderer = createRenderer({json: flags.json, stdout, stderr: process.stderr, verbose: flags.verbose, consoleFile: flags['console-file']});
+      renderer = createConsoleRenderer({json: flags.json, stdout, stderr: process.stderr, verbose: flags.verbose, consoleFile: flags['console-file']});
       const runOptions: QemuRunOptions = {
         accel: flags.accel as QemuRunOptions['accel'],
         cpus: flags.cpus,
@@ -88,10 +88,6 @@ The console goes to stdout as it comes. The run ends when a --wait-for pattern m
       // Without instances there was no verdict event to say why (interrupted or timed out while starting).
       if (result.outcomes.length === 0 && !flags.json) process.stderr.write(`tskit: ${result.reason}\n`);
       process.exitCode = result.exitCode;
-    } catch (error) {
-      if (!(error instanceof TskitError)) throw error;
-      process.stderr.write(`tskit: ${error.message}\n`);
-      process.exitCode = error.exitCode;
     } finally {
       renderer?.close();
       interrupts.dispose();

@@ -4,7 +4,7 @@ import type {AddressInfo} from 'node:net';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import {TskitError} from '../../../src/errors.ts';
 import {ImageCache} from '../../../src/oci/cache.ts';
-import {registryOptionsFromFlags} from '../../../src/oci/cli-flags.ts';
+import {registryOptionsFromFlags} from '../../../src/cli/image-flags.ts';
 import {EndpointResolver, isLoopbackHost, parseMirrors, redactUrl} from '../../../src/oci/endpoints.ts';
 import {platformForArch} from '../../../src/oci/platform.ts';
 import {parseReference} from '../../../src/oci/reference.ts';

@@ -3,7 +3,8 @@ import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {describe, expect, it} from 'vitest';
 import type {Instance} from '../../../src/provider.ts';
-import {createRenderer, eventToJsonLine} from '../../../src/run/render.ts';
+import {createConsoleRenderer as createRenderer} from '../../../src/cli/console-render.ts';
+import {eventToJsonLine} from '../../../src/cli/json-lines.ts';
 import {exitCodeForAbort, Interruption, trapInterrupts} from '../../../src/run/signals.ts';
 
 const sink = () => {

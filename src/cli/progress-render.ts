@@ -1,8 +1,7 @@
 // How the cache commands show what happens: human lines on stderr (a progress line on a
 // terminal), or every event and the final result as JSON lines on stdout with --json.
-import {Command} from '@oclif/core';
-import {TskitError} from '../errors.ts';
 import type {Emit, TskitEvent} from '../events.ts';
+import {EVENT_SCHEMA_VERSION, eventToJsonLine} from './json-lines.ts';
 
 export function formatBytes(bytes: number): string {
   if (bytes < 1024) return `${bytes} B`;
@@ -21,14 +20,14 @@ export function shortDigest(digest: string): string {
   return `${digest.slice(0, colon + 1)}${digest.slice(colon + 1, colon + 13)}`;
 }
 
-export interface Renderer {
+export interface ProgressRenderer {
   emit: Emit;
   /** Prints the command's result: JSON line in --json mode, else the human text given. */
   result(value: unknown, human: () => string): void;
   done(): void;
 }
 
-export function createRenderer(json: boolean, out: NodeJS.WriteStream = process.stdout, err: NodeJS.WriteStream = process.stderr): Renderer {
+export function createProgressRenderer(json: boolean, out: NodeJS.WriteStream = process.stdout, err: NodeJS.WriteStream = process.stderr): ProgressRenderer {
   const tty = Boolean(err.isTTY) && !json;
   let progressShown = false;
   const clearProgress = () => {
@@ -39,7 +38,7 @@ export function createRenderer(json: boolean, out: NodeJS.WriteStream = process.
   };
   const emit: Emit = (event: TskitEvent) => {
     if (json) {
-      out.write(`${JSON.stringify(event)}\n`);
+      out.write(eventToJsonLine(event));
       return;
     }
     switch (event.type) {
@@ -65,7 +64,7 @@ export function createRenderer(json: boolean, out: NodeJS.WriteStream = process.
     emit,
     result(value, human) {
       clearProgress();
-      if (json) out.write(`${JSON.stringify({type: 'result', ...(value as object)})}\n`);
+      if (json) out.write(`${JSON.stringify({v: EVENT_SCHEMA_VERSION, type: 'result', ...(value as object)})}\n`);
       else {
         const text = human();
         if (text) out.write(text.endsWith('\n') ? text : `${text}\n`);
@@ -73,15 +72,4 @@ export function createRenderer(json: boolean, out: NodeJS.WriteStream = process.
     },
     done: clearProgress,
   };
-}
-
-/** Base for the cache commands: a TskitError prints as its message alone and exits with its code. */
-export abstract class CacheCommand extends Command {
-  protected override async catch(error: Error & {exitCode?: number}): Promise<unknown> {
-    if (error instanceof TskitError) {
-      process.stderr.write(`error: ${error.message}\n`);
-      this.exit(error.exitCode);
-    }
-    return super.catch(error);
-  }
 }

@@ -4,11 +4,11 @@ import {readFile} from 'node:fs/promises';
 import {Flags} from '@oclif/core';
 import {TskitError} from '../errors.ts';
 import type {Emit} from '../events.ts';
-import {resolveCacheDir} from './cache.ts';
-import {parseMirrors, splitList} from './endpoints.ts';
-import {platformForArch, SUPPORTED_ARCHITECTURES} from './platform.ts';
-import type {RegistryClientOptions} from './registry.ts';
-import type {Platform} from './types.ts';
+import {resolveCacheDir} from '../oci/cache.ts';
+import {parseMirrors, splitList} from '../oci/endpoints.ts';
+import {platformForArch, SUPPORTED_ARCHITECTURES} from '../oci/platform.ts';
+import type {RegistryClientOptions} from '../oci/registry.ts';
+import type {Platform} from '../oci/types.ts';
 
 export const cacheDirFlags = {
   'cache-dir': Flags.string({

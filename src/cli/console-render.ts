@@ -3,16 +3,9 @@
 // --json one NDJSON event per line on stdout. Also writes --console-file.
 import {closeSync, openSync, writeSync} from 'node:fs';
 import {TextDecoder} from 'node:util';
-import type {Emit, TskitEvent} from '../events.ts';
+import type {Emit} from '../events.ts';
+import {eventToJsonLine} from './json-lines.ts';
 import type {Instance} from '../provider.ts';
-
-/** Bumped when a field of an existing event changes meaning or goes away; new fields and kinds do not bump it. */
-export const EVENT_SCHEMA_VERSION = 1;
-
-/** One NDJSON line: `{"v":1,"time":"...","type":...}` and the event's own fields. */
-export function eventToJsonLine(event: TskitEvent, now: Date = new Date()): string {
-  return `${JSON.stringify({v: EVENT_SCHEMA_VERSION, time: now.toISOString(), ...event})}\n`;
-}
 
 export interface Writable {
   write(chunk: string | Uint8Array): unknown;
@@ -28,14 +21,14 @@ export interface RendererOptions {
   consoleFile?: string;
 }
 
-export interface Renderer {
+export interface ConsoleRenderer {
   emit: Emit;
   onConsole: (instance: Instance, chunk: Uint8Array) => void;
   /** Writes what is left of unterminated prefixed lines and closes the console file. */
   close(): void;
 }
 
-export function createRenderer(options: RendererOptions): Renderer {
+export function createConsoleRenderer(options: RendererOptions): ConsoleRenderer {
   const {stdout, stderr} = options;
   const instances: string[] = [];
   const files = new Map<string, number>();

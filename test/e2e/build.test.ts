@@ -163,6 +163,32 @@ describe('tskit build', () => {
     }
   });
 
+  it('leaves no output and no temp file when interrupted mid-write (SIGINT, SIGTERM)', async () => {
+    // a sparse 3.5 GiB file of zeros keeps the build writing for a few seconds
+    const big = join(work, 'big.bin');
+    execFileSync('truncate', ['-s', '3584M', big]);
+    const config = await yaml('big.yml', `kernel:\n  image: localhost:5000/tskit/kernel:6.1\n  cmdline: console=ttyS0\nfiles:\n  - path: big.bin\n    source: ${big}\n`);
+    for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+      const out = join(work, `interrupted-${signal}`);
+      const {spawn} = await import('node:child_process');
+      const {NODE, BIN} = await import('../support/cli.ts');
+      const child = spawn(NODE, [BIN, 'build', '--mirror', mirror, '--format', 'kernel+initrd', '--dir', out, config], {env: {...process.env, TSKIT_CACHE: join(work, 'cache-hello')}, stdio: ['ignore', 'pipe', 'pipe']});
+      let stderr = '';
+      child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+      const exited = new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+      // wait until the staged outputs exist, then interrupt
+      for (let i = 0; i < 600; i++) {
+        const names = await readdir(out).catch(() => [] as string[]);
+        if (names.some((n) => n.includes('tskit-tmp'))) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect((await readdir(out)).some((n) => n.includes('tskit-tmp')), 'the build got to writing').toBe(true);
+      child.kill(signal);
+      expect(await exited, stderr).toBe(code);
+      expect(await readdir(out)).toEqual([]);
+    }
+  });
+
   it('reports configuration problems with file:line:col and exits 1', async () => {
     const config = await yaml('bad.yml', 'onboot:\n  - name: x\n    image: localhost:5000/tskit/busybox:1\n    capabilities: [CAP_NOPE]\n');
     const ran = await build(['--dir', join(work, 'bad-out'), config], join(work, 'cache-bad'));

@@ -4,7 +4,8 @@
 import {containerIdMap} from '../config/ids.ts';
 import type {Emit} from '../events.ts';
 import type {ImageEntry, MobyConfig, Section} from '../config/types.ts';
-import type {ImageSource, Platform, ResolvedImage} from '../oci/types.ts';
+import {parsePlatform} from '../oci/platform.ts';
+import type {ImageSource, LayoutSource, Platform, ResolvedImage} from '../oci/types.ts';
 import {bundleEntries} from './bundle.ts';
 import type {Entry} from './entry.ts';
 import {fileEntries} from './files.ts';
@@ -12,12 +13,14 @@ import {flattenLayers, type LayerInput} from './flatten.ts';
 import {imageLayerInputs} from './image-layers.ts';
 import {kernelEntries} from './kernel.ts';
 import {withParents} from './top-level.ts';
-import {RESOLV_CONF_SYMLINK, volumeEntries} from './volumes.ts';
+import {RESOLV_CONF_SYMLINK, volumeEntries, volumePlatforms} from './volumes.ts';
 
 export const SECTIONS: Section[] = ['onboot', 'onshutdown', 'services'];
 
 export interface AssembleOptions {
   source: ImageSource;
+  /** For `volumes:` with `format: oci` (the image cache). */
+  layouts?: LayoutSource;
   platform: Platform;
   /** Timestamp of every entry tskit generates (SOURCE_DATE_EPOCH or LinuxKit's epoch). */
   mtime: number;
@@ -42,7 +45,7 @@ export interface ResolvedImages {
 }
 
 /** Resolves every image the configuration names (pulling what the cache lacks), a few at a time. */
-export async function resolveImages(config: MobyConfig, options: Pick<AssembleOptions, 'source' | 'platform' | 'concurrency'>): Promise<ResolvedImages> {
+export async function resolveImages(config: MobyConfig, options: Pick<AssembleOptions, 'source' | 'layouts' | 'platform' | 'concurrency'>): Promise<ResolvedImages> {
   const jobs: Array<() => Promise<void>> = [];
   const out: ResolvedImages = {init: [], onboot: [], onshutdown: [], services: [], volumes: []};
   const resolve = (ref: string, store: (image: ResolvedImage) => void) => jobs.push(async () => store(await options.source.resolve(ref, options.platform)));
@@ -53,7 +56,20 @@ export async function resolveImages(config: MobyConfig, options: Pick<AssembleOp
   }
   (config.volumes ?? []).forEach((volume, i) => {
     out.volumes[i] = undefined;
-    if (volume.image) resolve(volume.image, (image) => (out.volumes[i] = image));
+    if (!volume.image) return;
+    if (volume.format === 'oci' && options.layouts) {
+      // an OCI-layout volume carries several platforms' images: all must be in the cache
+      const layouts = options.layouts;
+      const ref = volume.image;
+      const primary = volume.platforms?.length ? parsePlatform(volume.platforms[0]!) : options.platform;
+      jobs.push(async () => {
+        const image = await options.source.resolve(ref, primary);
+        out.volumes[i] = image;
+        for (const platform of await volumePlatforms(volume, image, layouts)) await options.source.resolve(ref, platform);
+      });
+      return;
+    }
+    resolve(volume.image, (image) => (out.volumes[i] = image));
   });
   let next = 0;
   const worker = async () => {
@@ -87,7 +103,7 @@ async function* parts(config: MobyConfig, images: ResolvedImages, options: Assem
 
   for (const [i, volume] of (config.volumes ?? []).entries()) {
     const pax = {'LINUXKIT.source': images.volumes[i]?.ref ?? 'empty', 'LINUXKIT.location': `volume[${i}]`};
-    for await (const entry of volumeEntries(volume, i, images.volumes[i], {source, mtime})) yield {...entry, pax: entry.pax ?? pax};
+    for await (const entry of volumeEntries(volume, i, images.volumes[i], {source, layouts: options.layouts, mtime})) yield {...entry, pax: entry.pax ?? pax};
   }
 
   const unpacked = new Map<string, string>();

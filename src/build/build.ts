@@ -3,7 +3,7 @@
 import {mkdir} from 'node:fs/promises';
 import type {Emit} from '../events.ts';
 import type {MobyConfig} from '../config/types.ts';
-import type {ImageSource, Platform} from '../oci/types.ts';
+import type {ImageSource, LayoutSource, Platform} from '../oci/types.ts';
 import {assemble, resolveImages} from './assemble.ts';
 import {generatedMtime} from './entry.ts';
 import {type Artifact, type BuildFormat, type OutputTarget, writeFormat} from './outputs.ts';
@@ -14,6 +14,8 @@ export interface BuildRequest {
   formats: BuildFormat[];
   target: OutputTarget;
   source: ImageSource;
+  /** For `volumes:` with `format: oci` (the image cache). */
+  layouts?: LayoutSource;
   platform: Platform;
   /** Directory `files: source:` paths are relative to. */
   cwd: string;
@@ -27,7 +29,7 @@ export interface BuildRequest {
 
 export async function build(request: BuildRequest): Promise<Artifact[]> {
   const mtime = generatedMtime();
-  const images = await resolveImages(request.config, {source: request.source, platform: request.platform});
+  const images = await resolveImages(request.config, {source: request.source, platform: request.platform, ...(request.layouts ? {layouts: request.layouts} : {})});
   request.signal?.throwIfAborted();
   if (!request.target.file) await mkdir(request.target.dir, {recursive: true});
   const staged = new StagedFiles();
@@ -37,6 +39,7 @@ export async function build(request: BuildRequest): Promise<Artifact[]> {
     for (const format of request.formats) {
       const entries = assemble(request.config, images, {
         source: request.source,
+        ...(request.layouts ? {layouts: request.layouts} : {}),
         platform: request.platform,
         mtime,
         cwd: request.cwd,

@@ -2,11 +2,14 @@
 // files, or empty), tmp/ and merged/ for the overlay that init mounts at boot.
 import {TskitError} from '../errors.ts';
 import type {VolumeConfig} from '../config/types.ts';
-import type {ImageSource, ResolvedImage} from '../oci/types.ts';
+import {parsePlatform} from '../oci/platform.ts';
+import type {ImageSource, LayoutSource, Platform, ResolvedImage} from '../oci/types.ts';
 import {underPrefix} from './bundle.ts';
 import type {Entry} from './entry.ts';
 import {flattenLayers} from './flatten.ts';
 import {imageLayerInputs} from './image-layers.ts';
+import {normalizeImagePath} from './image-path.ts';
+import {readTar} from './tar/reader.ts';
 
 /** LinuxKit's init points /etc/resolv.conf at a writable place. */
 export const RESOLV_CONF_SYMLINK = '/run/resolvconf/resolv.conf';
@@ -19,18 +22,38 @@ export async function* volumeEntries(
   volume: VolumeConfig,
   index: number,
   image: ResolvedImage | undefined,
-  ctx: {source: ImageSource; mtime: number},
+  ctx: {source: ImageSource; layouts?: LayoutSource | undefined; mtime: number},
 ): AsyncGenerator<Entry> {
   const base = volumeBase(volume.name);
   const dir = (path: string): Entry => ({path, type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: ctx.mtime, size: 0});
   yield dir(`${base}/lower`);
   if (image) {
     if (volume.format === 'oci') {
-      throw new TskitError(`volumes[${index}] (${volume.name}): format: oci is not supported yet; use format: filesystem`);
+      yield* ociLayoutEntries(volume, index, image, ctx.layouts, `${base}/lower/`);
+      yield dir(`${base}/tmp`);
+      yield dir(`${base}/merged`);
+      return;
     }
     const layers = imageLayerInputs(ctx.source, image, {mtime: ctx.mtime, linuxkitRules: true, resolvSymlink: RESOLV_CONF_SYMLINK});
     yield* underPrefix(flattenLayers(layers, {mtime: ctx.mtime}), `${base}/lower/`);
   }
   yield dir(`${base}/tmp`);
   yield dir(`${base}/merged`);
+}
+
+/** The platforms a `format: oci` volume carries: its `platforms:`, or every one its index lists. */
+export async function volumePlatforms(volume: VolumeConfig, image: ResolvedImage, layouts: LayoutSource): Promise<Platform[]> {
+  return volume.platforms?.length ? volume.platforms.map(parsePlatform) : layouts.platforms(image.ref);
+}
+
+/** LinuxKit's `format: oci`: the image as an OCI image layout (index, manifests, blobs) in lower/. */
+async function* ociLayoutEntries(volume: VolumeConfig, index: number, image: ResolvedImage, layouts: LayoutSource | undefined, prefix: string): AsyncGenerator<Entry> {
+  const what = `volumes[${index}] (${volume.name})`;
+  if (!layouts) throw new TskitError(`${what}: format: oci needs images from tskit's cache`);
+  const platforms = await volumePlatforms(volume, image, layouts);
+  for await (const entry of readTar(layouts.layoutTar(image.ref, platforms), `OCI layout of ${image.ref}`)) {
+    const path = normalizeImagePath(entry.path, what);
+    if (path === '') continue;
+    yield {...entry, path: prefix + path};
+  }
 }

@@ -23,17 +23,20 @@ export const registryFlags = {
     description:
       'Mirror for pulling images: REGISTRY=URL for one registry (docker.io also covers index.docker.io and registry-1.docker.io) or URL for all others; URL starts with http:// or https://. Repeatable; also read from $TSKIT_MIRROR (comma/space separated), flags take precedence',
     multiple: true,
+    multipleNonGreedy: true,
     helpValue: '[REGISTRY=]URL',
   }),
   'insecure-registry': Flags.string({
     description:
       'Allow plain http and unverified TLS for this registry host (host or host:port). Loopback registries are allowed without it. Repeatable; also $TSKIT_INSECURE_REGISTRIES (comma separated)',
     multiple: true,
+    multipleNonGreedy: true,
     helpValue: 'HOST[:PORT]',
   }),
   'cert-file': Flags.string({
     description: 'PEM file of extra CA certificates for registries (added to the bundled roots). Repeatable',
     multiple: true,
+    multipleNonGreedy: true,
     helpValue: 'FILE',
   }),
 };

@@ -7,6 +7,7 @@ import {renderMetadata, type MetadataFormat} from '../config/metadata.ts';
 import {formatProblem} from '../config/problems.ts';
 import {TskitError} from '../errors.ts';
 import {ImageCache} from '../oci/cache.ts';
+import {cacheLayoutSource} from '../oci/cache-layouts.ts';
 import {archFlag, cacheDirFlags, cacheDirFromFlags, jsonFlags, platformsFromArchFlags, pullFlags, registryFlags, registryOptionsFromFlags} from '../cli/image-flags.ts';
 import {createProgressRenderer, formatBytes} from '../cli/progress-render.ts';
 import {TskitCommand} from '../cli/command.ts';
@@ -27,7 +28,7 @@ Formats: tar (NAME.tar), kernel+initrd (NAME-kernel, NAME-initrd.img, NAME-cmdli
   static override args = {files: Args.string({description: 'YAML files (paths, - for stdin, or https URLs)', required: true})};
   static override strict = false;
   static override flags = {
-    format: Flags.string({char: 'f', multiple: true, options: [...BUILD_FORMATS], description: 'output format (repeatable)', default: ['kernel+initrd']}),
+    format: Flags.string({char: 'f', multiple: true, multipleNonGreedy: true, options: [...BUILD_FORMATS], description: 'output format (repeatable)', default: ['kernel+initrd']}),
     name: Flags.string({description: 'name of the outputs (default: the first file\'s name without extension)'}),
     dir: Flags.string({description: 'directory for the outputs', default: '.'}),
     output: Flags.string({char: 'o', description: 'write the single output to this file (- for stdout; tar only)'}),
@@ -71,6 +72,7 @@ Formats: tar (NAME.tar), kernel+initrd (NAME-kernel, NAME-initrd.img, NAME-cmdli
         formats,
         target: {dir: resolve(flags.dir), name, ...(flags.output ? {file: flags.output === '-' ? '-' : resolve(flags.output)} : {})},
         source: cache,
+        layouts: cacheLayoutSource(cache),
         platform: platform!,
         cwd: process.cwd(),
         emit: render.emit,

@@ -31,6 +31,11 @@ export interface ExportOptions {
   platform?: Platform;
   /** Export the whole index; every manifest it lists must be in the cache. */
   all?: boolean;
+  /**
+   * Keep the index as the root but export only these platforms' images (LinuxKit's `format: oci`
+   * volumes with `platforms:`); each must be in the cache.
+   */
+  platforms?: Platform[];
   /** The name written into the archive (default: the reference). */
   name?: string;
   emit?: Emit;
@@ -93,6 +98,16 @@ async function planExport(cache: ImageCache, name: string, options: ExportOption
         throw new TskitError(`cannot export all of ${name}: the cache lacks ${missing.join(', ')}; pull those platforms first, or export one platform`);
       }
       for (const child of index.manifests) await manifestBlobs(child, `${name} ${child.platform ? formatPlatform(child.platform) : child.digest}`);
+      blobs.push(root);
+      return {root, blobs};
+    }
+    if (options.platforms) {
+      // LinuxKit's rule: same os and architecture, and the variant when one is asked for
+      const wanted = index.manifests.filter((child) =>
+        options.platforms!.some((p) => child.platform && p.os === child.platform.os && p.architecture === child.platform.architecture && (!p.variant || p.variant === child.platform.variant)),
+      );
+      if (wanted.length === 0) throw new TskitError(`${name} has none of the platforms ${options.platforms.map(formatPlatform).join(', ')}`);
+      for (const child of wanted) await manifestBlobs(child, `${name} ${formatPlatform(child.platform!)}`);
       blobs.push(root);
       return {root, blobs};
     }

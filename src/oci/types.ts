@@ -90,3 +90,11 @@ export const MediaTypes = {
   dockerConfig: 'application/vnd.docker.container.image.v1+json',
   dockerLayerGzip: 'application/vnd.docker.image.rootfs.diff.tar.gzip',
 } as const;
+
+/** What `volumes:` with `format: oci` need beyond ImageSource: a resolved image as an OCI layout. */
+export interface LayoutSource {
+  /** The platforms a resolved reference's index lists (its own image only, for a single manifest: []). */
+  platforms(ref: string): Promise<Platform[]>;
+  /** The image as an OCI image layout written as a tar stream: the index as root, these platforms' images in it. */
+  layoutTar(ref: string, platforms: Platform[]): AsyncIterable<Uint8Array>;
+}

@@ -25,8 +25,9 @@ async function yaml(name: string, text: string): Promise<string> {
   return path;
 }
 
+// --mirror right before the file: a repeatable flag must not swallow the positional argument
 const build = (args: string[], cache: string, env: Record<string, string> = {}) =>
-  tskit(['build', '--mirror', mirror, ...args], {env: {TSKIT_CACHE: cache, ...env}});
+  tskit(['build', ...args.slice(0, -1), '--mirror', mirror, ...args.slice(-1)], {env: {TSKIT_CACHE: cache, ...env}});
 
 function tarList(path: string): string[] {
   return execFileSync('tar', ['-tvf', path, '--numeric-owner'], {encoding: 'utf8', maxBuffer: 64 << 20}).trim().split('\n');
@@ -81,6 +82,34 @@ describe('tskit build', () => {
     expect(await sha256(join(work, 'pinned2', 'pinned-initrd.img'))).toBe(await sha256(join(work, 'pinned1', 'pinned-initrd.img')));
   });
 
+  it('puts format: oci volumes in as OCI layouts that skopeo reads, with the platforms asked for', async () => {
+    const config = await yaml(
+      'oci-volume.yml',
+      'volumes:\n  - name: two\n    image: localhost:5000/tskit/multiarch:1\n    format: oci\n    platforms: [linux/amd64, linux/arm64]\n  - name: every\n    image: localhost:5000/tskit/multiarch:1\n    format: oci\n',
+    );
+    const out = join(work, 'oci-volume');
+    const ran = await build(['--format', 'tar', '--dir', out, config], join(work, 'cache-oci-volume'));
+    expect(ran.code, ran.stderr).toBe(0);
+    const x = join(work, 'oci-volume-x');
+    await mkdir(x);
+    execFileSync('tar', ['-xf', join(out, 'oci-volume.tar'), '-C', x]);
+    const arches = async (volume: string) => {
+      const layout = join(x, 'containers/volumes', volume, 'lower');
+      const found: string[] = [];
+      for (const arch of ['amd64', 'arm64', 'riscv64']) {
+        try {
+          execFileSync('skopeo', ['inspect', '--override-arch', arch, `oci:${layout}:localhost:5000/tskit/multiarch:1`], {stdio: 'pipe'});
+          found.push(arch);
+        } catch {
+          // that platform's image is not in the layout
+        }
+      }
+      return found;
+    };
+    expect(await arches('two')).toEqual(['amd64', 'arm64']);
+    expect(await arches('every')).toEqual(['amd64', 'arm64', 'riscv64']);
+  });
+
   it('picks the platform asked for from a multi-arch index', async () => {
     const config = await yaml('multi.yml', 'onboot:\n  - name: which\n    image: localhost:5000/tskit/multiarch:1\n    readonly: true\n');
     for (const arch of ['amd64', 'arm64', 'riscv64']) {
@@ -104,7 +133,7 @@ describe('tskit build', () => {
     const layerDigest: string = manifest.layers.at(-1).digest;
     const blob = registryBlobPath(storage, layerDigest);
     const bytes = await readFile(blob);
-    bytes[bytes.length - 10] ^= 0xff;
+    bytes[bytes.length - 10]! ^= 0xff;
     await writeFile(blob, bytes);
     const tampered = await startRegistry({storageDir: storage});
     try {

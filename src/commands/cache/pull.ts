@@ -15,7 +15,7 @@ export default class CachePull extends TskitCommand {
     ...cacheDirFlags,
     ...registryFlags,
     ...jsonFlags,
-    arch: Flags.string({multiple: true, description: `${ARCH_DESCRIPTION}. Repeatable; default: this machine's`, helpValue: 'ARCH'}),
+    arch: Flags.string({multiple: true, multipleNonGreedy: true, description: `${ARCH_DESCRIPTION}. Repeatable; default: this machine's`, helpValue: 'ARCH'}),
   };
 
   async run(): Promise<void> {

@@ -8,7 +8,7 @@ import {readTar} from '../../../src/build/tar/reader.ts';
 import {writeTar} from '../../../src/build/tar/writer.ts';
 import {collect, dir, file, hardlink, symlink} from '../../support/entries.ts';
 
-async function bytesOf(stream: AsyncIterable<Uint8Array>): Promise<Buffer> {
+async function bytesOf(stream: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const chunk of stream) chunks.push(Buffer.from(chunk));
   return Buffer.concat(chunks);
@@ -112,7 +112,7 @@ describe('tar writer and reader', () => {
 
   it('names the byte offset of a corrupt header', async () => {
     const archive = await bytesOf(writeTar((async function* () { yield* [file('a', 'x'.repeat(600)), file('b', 'y')]; })()));
-    archive[1536 + 10] ^= 0xff; // inside the second header (after 512 header + 1024 content)
+    archive[1536 + 10]! ^= 0xff; // inside the second header (after 512 header + 1024 content)
     await expect(collect(readTar(chunked(archive, 512), 'layer 1 of test:1'))).rejects.toThrow(/layer 1 of test:1: corrupt tar header at byte 1536/);
   });
 });

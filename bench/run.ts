@@ -1,0 +1,220 @@
+// `npm run bench`: figures for tskit's speed and memory targets, each measured in the same run
+// as the reference it is compared with, printed as a table and written to bench/results.json.
+// Not a test: nothing here passes or fails, it reports.
+//
+//   node bench/run.ts [--runs N] [--big-gib N] [--only startup,build,big,boot]
+import {spawn} from 'node:child_process';
+import {createHash, randomBytes} from 'node:crypto';
+import {createWriteStream} from 'node:fs';
+import {mkdir, mkdtemp, rm, stat, writeFile} from 'node:fs/promises';
+import {tmpdir} from 'node:os';
+import {join} from 'node:path';
+import {pipeline} from 'node:stream/promises';
+import {Readable} from 'node:stream';
+import {parseArgs} from 'node:util';
+import {writeTar} from '../src/build/tar/writer.ts';
+import {startFixtureRegistry} from '../test/fixtures/fixture-registry.ts';
+
+const ROOT = join(import.meta.dirname, '..');
+const NODE = join(ROOT, 'node_modules', '.bin', 'node');
+const BIN = join(ROOT, 'bin', 'run.js');
+
+const {values} = parseArgs({
+  options: {
+    runs: {type: 'string', default: '5'},
+    'big-gib': {type: 'string', default: '2'},
+    only: {type: 'string', default: 'startup,build,big,boot'},
+  },
+});
+const RUNS = Number(values.runs);
+const BIG_GIB = Number(values['big-gib']);
+const ONLY = new Set(values.only!.split(','));
+
+interface Measured {
+  seconds: number;
+  maxRssMiB: number;
+  stdout: string;
+  code: number | null;
+}
+
+/** Runs a command under GNU time for wall seconds and peak RSS (of the process and its children). */
+function measure(command: string, args: string[], env: Record<string, string> = {}): Promise<Measured> {
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    const child = spawn('/usr/bin/time', ['-f', 'TSKIT_BENCH_TIME %M', command, ...args], {env: {...process.env, ...env}, stdio: ['ignore', 'pipe', 'pipe']});
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const seconds = (performance.now() - started) / 1000;
+      const rss = /TSKIT_BENCH_TIME (\d+)/.exec(stderr);
+      if (code !== 0) return reject(new Error(`${command} ${args.join(' ')} exited ${code}: ${stderr.slice(-2000)}`));
+      resolve({seconds, maxRssMiB: rss ? Number(rss[1]) / 1024 : NaN, stdout, code});
+    });
+  });
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+async function repeat(n: number, make: (i: number) => Promise<Measured>): Promise<{seconds: number; maxRssMiB: number; runs: number[]}> {
+  const runs: Measured[] = [];
+  for (let i = 0; i < n; i++) runs.push(await make(i));
+  return {seconds: median(runs.map((r) => r.seconds)), maxRssMiB: Math.max(...runs.map((r) => r.maxRssMiB)), runs: runs.map((r) => Number(r.seconds.toFixed(3)))};
+}
+
+/** Boots and reports the seconds from process start to the first console line matching `marker`. */
+function bootToMarker(command: string, args: string[], marker: RegExp): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    const child = spawn(command, args, {stdio: ['ignore', 'pipe', 'pipe']});
+    let out = '';
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`no ${marker} within 120 s`));
+    }, 120_000);
+    child.stdout.on('data', (c: Buffer) => {
+      out += c.toString();
+      if (marker.test(out)) {
+        const seconds = (performance.now() - started) / 1000;
+        clearTimeout(timer);
+        child.kill('SIGTERM');
+        child.on('close', () => resolve(seconds));
+      }
+    });
+    child.on('error', reject);
+  });
+}
+
+/** An OCI layout holding one image whose single uncompressed layer is one `gib` GiB file of incompressible bytes. */
+async function writeBigImage(dir: string, gib: number): Promise<void> {
+  await mkdir(join(dir, 'blobs', 'sha256'), {recursive: true});
+  // 1 MiB of random bytes repeated: deflate's 32 KiB window cannot see the repetition
+  const block = randomBytes(1 << 20);
+  const size = gib * 1024 * (1 << 20);
+  const content = (function* () {
+    for (let done = 0; done < size; done += block.length) yield block;
+  })();
+  const entries = [{path: 'data', type: 'dir' as const, mode: 0o755, uid: 0, gid: 0, mtime: 0, size: 0}, {path: 'data/big.bin', type: 'file' as const, mode: 0o644, uid: 0, gid: 0, mtime: 0, size, content}];
+  const hash = createHash('sha256');
+  let layerSize = 0;
+  const tmp = join(dir, 'layer.tmp');
+  await pipeline(
+    Readable.from(writeTar(entries)),
+    async function* (chunks: AsyncIterable<Buffer>) {
+      for await (const chunk of chunks) {
+        hash.update(chunk);
+        layerSize += chunk.length;
+        yield chunk;
+      }
+    },
+    createWriteStream(tmp),
+  );
+  const layerDigest = hash.digest('hex');
+  const {rename} = await import('node:fs/promises');
+  await rename(tmp, join(dir, 'blobs', 'sha256', layerDigest));
+  const blob = async (value: object) => {
+    const bytes = Buffer.from(JSON.stringify(value));
+    const digest = createHash('sha256').update(bytes).digest('hex');
+    await writeFile(join(dir, 'blobs', 'sha256', digest), bytes);
+    return {digest: `sha256:${digest}`, size: bytes.length};
+  };
+  const config = await blob({architecture: 'amd64', os: 'linux', config: {Cmd: ['/bin/true']}, rootfs: {type: 'layers', diff_ids: [`sha256:${layerDigest}`]}});
+  const manifest = await blob({
+    schemaVersion: 2,
+    mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    config: {mediaType: 'application/vnd.oci.image.config.v1+json', ...config},
+    layers: [{mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: `sha256:${layerDigest}`, size: layerSize}],
+  });
+  await writeFile(join(dir, 'oci-layout'), JSON.stringify({imageLayoutVersion: '1.0.0'}));
+  await writeFile(
+    join(dir, 'index.json'),
+    JSON.stringify({schemaVersion: 2, manifests: [{mediaType: 'application/vnd.oci.image.manifest.v1+json', ...manifest, annotations: {'org.opencontainers.image.ref.name': 'bench.local/big:1'}}]}),
+  );
+}
+
+const results: Record<string, unknown> = {machine: {cpus: (await import('node:os')).cpus().length, node: process.version, date: new Date().toISOString()}};
+const rows: string[][] = [];
+const row = (...cells: Array<string | number>) => rows.push(cells.map(String));
+
+const work = await mkdtemp(join(tmpdir(), 'tskit-bench-'));
+const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
+const fixtures = await startFixtureRegistry(log);
+const mirror = `localhost:5000=${fixtures.registry.url}`;
+const hello = join(ROOT, 'templates', 'hello.yml');
+const tskit = (args: string[], cache: string) => measure(NODE, [BIN, ...args], {TSKIT_CACHE: cache, TSKIT_MIRROR: ''});
+
+try {
+  if (ONLY.has('startup')) {
+    const version = await repeat(7, () => tskit(['--version'], join(work, 'c0')));
+    const validate = await repeat(7, () => tskit(['validate', hello], join(work, 'c0')));
+    results.startup = {version, validate};
+    row('tskit --version', `${(version.seconds * 1000).toFixed(0)} ms`, `${version.maxRssMiB.toFixed(0)} MiB`, 'target < 500 ms');
+    row('tskit validate hello.yml', `${(validate.seconds * 1000).toFixed(0)} ms`, `${validate.maxRssMiB.toFixed(0)} MiB`, 'target < 500 ms');
+  }
+
+  if (ONLY.has('build')) {
+    const cold = await repeat(RUNS, (i) => tskit(['build', '--mirror', mirror, '--dir', join(work, `cold${i}`), '--name', 'hello', hello], join(work, `cold-cache-${i}`)));
+    const warmCache = join(work, 'warm-cache');
+    await tskit(['build', '--mirror', mirror, '--dir', join(work, 'warm-prime'), '--name', 'hello', hello], warmCache);
+    const warm = await repeat(RUNS, (i) => tskit(['build', '--mirror', mirror, '--dir', join(work, `warm${i}`), '--name', 'hello', hello], warmCache));
+    const initrd = (await stat(join(work, 'warm0', 'hello-initrd.img'))).size;
+    results.build = {cold, warm, initrdBytes: initrd};
+    row('build hello kernel+initrd, cold cache', `${cold.seconds.toFixed(2)} s`, `${cold.maxRssMiB.toFixed(0)} MiB`, `median of ${RUNS}; linuxkit: not run (see below)`);
+    row('build hello kernel+initrd, warm cache', `${warm.seconds.toFixed(2)} s`, `${warm.maxRssMiB.toFixed(0)} MiB`, `initrd ${(initrd / 1e6).toFixed(1)} MB`);
+  }
+
+  if (ONLY.has('big')) {
+    const layout = join(work, 'big-layout');
+    log(`writing a ${BIG_GIB} GiB single-layer image`);
+    await writeBigImage(layout, BIG_GIB);
+    const cache = join(work, 'big-cache');
+    await tskit(['cache', 'import', layout], cache);
+    await tskit(['cache', 'pull', '--mirror', mirror, 'localhost:5000/tskit/kernel:6.1'], cache);
+    const yaml = join(work, 'big.yml');
+    await writeFile(yaml, 'kernel:\n  image: localhost:5000/tskit/kernel:6.1\n  cmdline: console=ttyS0\nonboot:\n  - name: big\n    image: bench.local/big:1\n    readonly: true\n');
+    const bytes = BIG_GIB * 2 ** 30;
+    const tarRun = await tskit(['build', '--format', 'tar', '--dir', join(work, 'big-tar'), yaml], cache);
+    await rm(join(work, 'big-tar'), {recursive: true, force: true});
+    const initrdRun = await tskit(['build', '--format', 'kernel+initrd', '--dir', join(work, 'big-initrd'), yaml], cache);
+    await rm(join(work, 'big-initrd'), {recursive: true, force: true});
+    results.bigLayer = {gib: BIG_GIB, tar: {seconds: tarRun.seconds, maxRssMiB: tarRun.maxRssMiB}, kernelInitrd: {seconds: initrdRun.seconds, maxRssMiB: initrdRun.maxRssMiB}};
+    row(`build tar, ${BIG_GIB} GiB layer`, `${tarRun.seconds.toFixed(1)} s (${(bytes / 2 ** 20 / tarRun.seconds).toFixed(0)} MiB/s)`, `${tarRun.maxRssMiB.toFixed(0)} MiB`, 'target: peak RSS well under 300 MB');
+    row(`build kernel+initrd, ${BIG_GIB} GiB layer`, `${initrdRun.seconds.toFixed(1)} s (${(bytes / 2 ** 20 / initrdRun.seconds).toFixed(0)} MiB/s)`, `${initrdRun.maxRssMiB.toFixed(0)} MiB`, 'incompressible data, gzip on both cores');
+    await rm(layout, {recursive: true, force: true});
+    await rm(cache, {recursive: true, force: true});
+  }
+
+  if (ONLY.has('boot')) {
+    const cache = join(work, 'boot-cache');
+    await tskit(['build', '--mirror', mirror, '--dir', join(work, 'boot'), '--name', 'hello', hello], cache);
+    const prefix = join(work, 'boot', 'hello');
+    const {readFile} = await import('node:fs/promises');
+    const cmdline = await readFile(`${prefix}-cmdline`, 'utf8');
+    const plain: number[] = [];
+    const viaTskit: number[] = [];
+    for (let i = 0; i < RUNS; i++) {
+      plain.push(await bootToMarker('qemu-system-x86_64', ['-accel', 'tcg', '-M', 'q35', '-m', '1024', '-display', 'none', '-serial', 'stdio', '-monitor', 'none', '-no-reboot', '-nic', 'none', '-kernel', `${prefix}-kernel`, '-initrd', `${prefix}-initrd.img`, '-append', cmdline], /HELLO-OK/));
+      viaTskit.push(await bootToMarker(NODE, [BIN, 'run', 'qemu', '--wait-for', 'HELLO-OK', '--timeout', '120s', prefix], /HELLO-OK/));
+    }
+    results.boot = {plainQemu: median(plain), tskitRunQemu: median(viaTskit), plainRuns: plain, tskitRuns: viaTskit};
+    row('boot hello to HELLO-OK: plain qemu', `${median(plain).toFixed(2)} s`, '', `median of ${RUNS}, TCG`);
+    row('boot hello to HELLO-OK: tskit run qemu', `${median(viaTskit).toFixed(2)} s`, '', `+${(median(viaTskit) - median(plain)).toFixed(2)} s over plain qemu`);
+  }
+
+  results.linuxkit = {
+    available: false,
+    reason:
+      'the Go module proxy refuses github.com/linuxkit/linuxkit/src/cmd/linuxkit at every version (403 "This module version is not available"), and github.com is unreachable, so `go install ...@43200ea6342590c6806f808b318d7f3a69b0cdd8` cannot run here',
+  };
+} finally {
+  await fixtures.stop();
+  await rm(work, {recursive: true, force: true});
+}
+
+const widths = [0, 1, 2, 3].map((i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+process.stdout.write(`${line(['measure', 'time', 'peak RSS', 'note'])}\n${widths.map((w) => '-'.repeat(w)).join('  ')}\n${rows.map(line).join('\n')}\n`);
+process.stdout.write(`linuxkit: not compared: ${(results.linuxkit as {reason: string}).reason}\n`);
+await writeFile(join(ROOT, 'bench', 'results.json'), `${JSON.stringify(results, null, 2)}\n`);

@@ -10,7 +10,7 @@ import {bundleEntries} from './bundle.ts';
 import type {Entry} from './entry.ts';
 import {fileEntries} from './files.ts';
 import {flattenLayers, type LayerInput} from './flatten.ts';
-import {imageLayerInputs} from './image-layers.ts';
+import {APK_DATABASE, imageLayerInputs} from './image-layers.ts';
 import {kernelEntries} from './kernel.ts';
 import {withParents} from './top-level.ts';
 import {RESOLV_CONF_SYMLINK, volumeEntries, volumePlatforms} from './volumes.ts';
@@ -95,10 +95,24 @@ async function* parts(config: MobyConfig, images: ResolvedImages, options: Assem
 
   // Init images form the root filesystem together, later ones over earlier ones.
   if (images.init.length > 0) {
+    const apkDatabases: Array<Buffer | undefined> = images.init.map(() => undefined);
     const layers: LayerInput[] = images.init.flatMap((image, i) =>
-      imageLayerInputs(source, image, {mtime, linuxkitRules: true, resolvSymlink: RESOLV_CONF_SYMLINK, location: `init[${i}]`}),
+      imageLayerInputs(source, image, {
+        mtime,
+        linuxkitRules: true,
+        resolvSymlink: RESOLV_CONF_SYMLINK,
+        location: `init[${i}]`,
+        onApkDatabase: (content) => (apkDatabases[i] = content),
+      }),
     );
     yield* flattenLayers(layers, {mtime});
+    // As LinuxKit: with several init images carrying Alpine package databases, the last
+    // word on lib/apk/db/installed is their union, so `apk` sees every package installed.
+    const databases = apkDatabases.filter((db): db is Buffer => db !== undefined);
+    if (databases.length > 1) {
+      const union = Buffer.concat(databases.flatMap((db) => [db, Buffer.from('\n\n')]));
+      yield {path: APK_DATABASE, type: 'file', mode: 0o644, uid: 0, gid: 0, mtime, size: union.length, content: [union], pax: {'LINUXKIT.source': 'LINUXKIT.apkinit', 'LINUXKIT.location': 'init'}};
+    }
   }
 
   for (const [i, volume] of (config.volumes ?? []).entries()) {

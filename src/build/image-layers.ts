@@ -29,7 +29,12 @@ export interface ImageLayerOptions {
   linuxkitRules: boolean;
   /** Where the image is used in the YAML (`init[0]`, `onboot[2]`), recorded in PAX records as LinuxKit does. */
   location?: string;
+  /** Receives the image's Alpine package database (lib/apk/db/installed), the topmost layer's. */
+  onApkDatabase?(content: Buffer): void;
 }
+
+/** Alpine's package database: LinuxKit writes the union of the init images' databases. */
+export const APK_DATABASE = 'lib/apk/db/installed';
 
 export function imageLayerInputs(source: ImageSource, image: ResolvedImage, options: ImageLayerOptions): LayerInput[] {
   const count = image.layers.length;
@@ -48,6 +53,14 @@ export function imageLayerInputs(source: ImageSource, image: ResolvedImage, opti
             if (EXCLUDED.has(path)) continue;
             if (!indexed) hasMtab = mtabAfter(hasMtab, path);
             if (path === 'etc/mtab') entry.mtime = options.mtime;
+            if (path === APK_DATABASE && entry.type === 'file' && options.onApkDatabase && !indexed) {
+              // a small text file: read it here, in the first pass, and hand it on
+              const chunks: Buffer[] = [];
+              for await (const chunk of entry.content ?? []) chunks.push(Buffer.from(chunk));
+              const content = Buffer.concat(chunks);
+              options.onApkDatabase(content);
+              entry.content = [content];
+            }
           }
           yield entry;
         }

@@ -44,6 +44,18 @@ async function entries() {
 }
 
 describe('assemble', () => {
+  it('gives several init images one Alpine package database, the union, as LinuxKit does', async () => {
+    const own = new MemoryImages();
+    await own.add('a:1', [[dir('lib'), dir('lib/apk'), dir('lib/apk/db'), file('lib/apk/db/installed', 'P:musl\n')]]);
+    await own.add('b:1', [[file('lib/apk/db/installed', 'P:old\n')], [file('lib/apk/db/installed', 'P:runc\n')]]);
+    await own.add('c:1', [[file('bin/x', 'no database here')]]);
+    const cfg: MobyConfig = {init: ['a:1', 'b:1', 'c:1']};
+    const resolved = await resolveImages(cfg, {source: own, platform});
+    const out = await collect(assemble(cfg, resolved, {source: own, platform, mtime: 42, cwd: '/', emit: () => {}, metadata: () => ''}));
+    const dbs = out.filter((e) => e.path === 'lib/apk/db/installed').map((e) => e.content);
+    expect(dbs.at(-1)).toBe('P:musl\n\n\nP:runc\n\n\n');
+  });
+
   it('lays the image out as LinuxKit does, each path once and parents first', async () => {
     const out = await entries();
     const paths = out.map((e) => e.path);

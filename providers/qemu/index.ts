@@ -11,7 +11,7 @@ import type {Emit} from '../../src/events.ts';
 import {TskitError} from '../../src/errors.ts';
 import type {Artifact, DestroyOptions, ImageRef, Instance, InstanceEnd, Provider, PushedImage, Resource} from '../../src/provider.ts';
 import {stateDir} from '../../src/run/state-dir.ts';
-import {kernelCmdline, qemuArgs, type QemuPlan} from './args.ts';
+import {defaultCpuModel, kernelCmdline, qemuArgs, type QemuPlan} from './args.ts';
 import {prepareDisks} from './disks.ts';
 import {findOvmf, ovmfAdvice} from './firmware.ts';
 import {bootableFormats, resolveImage} from './image.ts';
@@ -110,6 +110,7 @@ export class QemuProvider implements Provider<unknown, QemuRunOptions> {
         image,
         accel,
         cpus: options.cpus ?? 1,
+        cpu: options.cpuModel ?? defaultCpuModel(accel),
         memMiB: options.memMiB ?? 1024,
         machine: options.machine ?? 'q35',
         ...(firmware ? {firmware} : {}),

@@ -25,6 +25,8 @@ export interface PortForward {
 
 export interface QemuRunOptions {
   accel?: Accel;
+  /** qemu -cpu model (default: host with KVM, qemu64 with TCG). */
+  cpuModel?: string;
   cpus?: number;
   memMiB?: number;
   disks?: DiskSpec[];

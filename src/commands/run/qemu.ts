@@ -33,6 +33,7 @@ The console goes to stdout as it comes. The run ends when a --wait-for pattern m
     timeout: Flags.string({description: 'give up after this long and exit 124 (90s, 5m, 1h30m, or seconds)'}),
     accel: Flags.string({description: 'accelerator: auto probes KVM (cached per host boot) and falls back to TCG', options: ['auto', 'kvm', 'tcg'], default: 'auto'}),
     cpus: Flags.integer({description: 'virtual CPUs', min: 1, default: 1}),
+    'cpu-model': Flags.string({description: 'qemu -cpu model (default: host with KVM, qemu64 with TCG, the fastest to emulate; max for guests built for newer CPUs)'}),
     mem: Flags.string({description: 'memory, MiB or with a unit (512, 2G)', default: '1024'}),
     disk: Flags.string({description: 'extra disk: file=PATH,size=SIZE,format=FMT (missing file: created and kept; no file: temporary)', multiple: true, multipleNonGreedy: true}),
     uefi: Flags.boolean({description: 'boot with OVMF UEFI firmware (default: only when the image needs it)', allowNo: true}),
@@ -64,6 +65,7 @@ The console goes to stdout as it comes. The run ends when a --wait-for pattern m
       const runOptions: QemuRunOptions = {
         accel: flags.accel as QemuRunOptions['accel'],
         cpus: flags.cpus,
+        ...(flags['cpu-model'] ? {cpuModel: flags['cpu-model']} : {}),
         memMiB: parseSizeMiB(flags.mem, '--mem'),
         disks: (flags.disk ?? []).map(parseDiskSpec),
         publish: (flags.publish ?? []).map(parsePublish),

@@ -6,7 +6,7 @@ import {mkdir, mkdtemp, rm, writeFile} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
-import {optionValue, qemuArgs, type QemuPlan} from '../../../providers/qemu/args.ts';
+import {defaultCpuModel, optionValue, qemuArgs, type QemuPlan} from '../../../providers/qemu/args.ts';
 import {prepareDisks} from '../../../providers/qemu/disks.ts';
 import {mbrNeedsUefi, resolveImage} from '../../../providers/qemu/image.ts';
 import {parseDiskSpec, parsePublish} from '../../../providers/qemu/options.ts';
@@ -134,6 +134,7 @@ describe('qemuArgs', () => {
     id: 'tskit-qemu-abcdef',
     image: {kind: 'kernel+initrd', name: 'hello', kernel: '/o/hello-kernel', initrd: '/o/hello-initrd.img', cmdline: 'console=ttyS0', needsUefi: false},
     accel: 'tcg',
+    cpu: defaultCpuModel('tcg'),
     cpus: 2,
     memMiB: 512,
     machine: 'q35',
@@ -149,7 +150,7 @@ describe('qemuArgs', () => {
     expect(after(args, '-append')).toEqual(['console=ttyS0 tskit.test=1']);
     expect(after(args, '-kernel')).toEqual(['/o/hello-kernel']);
     expect(after(args, '-accel')).toEqual(['tcg']);
-    expect(after(args, '-cpu')).toEqual(['max']);
+    expect(after(args, '-cpu')).toEqual(['qemu64']);
     expect(after(args, '-smp')).toEqual(['2']);
     expect(after(args, '-m')).toEqual(['512']);
     expect(args).toContain('-no-reboot');
@@ -160,7 +161,7 @@ describe('qemuArgs', () => {
   });
 
   it('uses KVM with the host CPU, OVMF as -bios, and user networking with forwards and no option ROM', () => {
-    const args = qemuArgs({...base, accel: 'kvm', firmware: '/usr/share/ovmf/OVMF.fd', networking: 'user', publish: [parsePublish('8080:80'), parsePublish('127.0.0.1:5353:53/udp')]});
+    const args = qemuArgs({...base, accel: 'kvm', cpu: defaultCpuModel('kvm'), firmware: '/usr/share/ovmf/OVMF.fd', networking: 'user', publish: [parsePublish('8080:80'), parsePublish('127.0.0.1:5353:53/udp')]});
     expect(after(args, '-cpu')).toEqual(['host']);
     expect(after(args, '-bios')).toEqual(['/usr/share/ovmf/OVMF.fd']);
     expect(after(args, '-netdev')).toEqual(['user,id=net0,hostfwd=tcp::8080-:80,hostfwd=udp:127.0.0.1:5353-:53']);

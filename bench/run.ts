@@ -195,7 +195,10 @@ try {
     const plain: number[] = [];
     const viaTskit: number[] = [];
     for (let i = 0; i < RUNS; i++) {
-      plain.push(await bootToMarker('qemu-system-x86_64', ['-accel', 'tcg', '-M', 'q35', '-m', '1024', '-display', 'none', '-serial', 'stdio', '-monitor', 'none', '-no-reboot', '-nic', 'none', '-kernel', `${prefix}-kernel`, '-initrd', `${prefix}-initrd.img`, '-append', cmdline], /HELLO-OK/));
+      // the same machine tskit starts (q35, qemu64, virtio RNG and NIC), so the difference is tskit's own
+      const machine = ['-machine', 'q35', '-accel', 'tcg', '-cpu', 'qemu64', '-smp', '1', '-m', '1024', '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot', '-serial', 'stdio'];
+      const devices = ['-object', 'rng-random,id=rng0,filename=/dev/urandom', '-device', 'virtio-rng-pci,rng=rng0', '-netdev', 'user,id=net0', '-device', 'virtio-net-pci,netdev=net0,romfile='];
+      plain.push(await bootToMarker('qemu-system-x86_64', [...machine, ...devices, '-kernel', `${prefix}-kernel`, '-initrd', `${prefix}-initrd.img`, '-append', cmdline], /HELLO-OK/));
       viaTskit.push(await bootToMarker(NODE, [BIN, 'run', 'qemu', '--wait-for', 'HELLO-OK', '--timeout', '120s', prefix], /HELLO-OK/));
     }
     results.boot = {plainQemu: median(plain), tskitRunQemu: median(viaTskit), plainRuns: plain, tskitRuns: viaTskit};

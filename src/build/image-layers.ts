@@ -1,8 +1,10 @@
 // Turns a resolved image into flatten inputs: each layer blob decompressed and read as tar,
 // with LinuxKit's per-image rules (files it drops, files it always writes) applied, so the
 // flattened image is what `linuxkit build` puts into the root filesystem.
+import {TskitError} from '../errors.ts';
 import {openLayer} from '../oci/layer.ts';
-import type {ImageSource, ResolvedImage} from '../oci/types.ts';
+import {decodeLayerIndex, encodeLayerIndex, LAYER_INDEX_KIND} from './layer-index.ts';
+import type {Descriptor, ImageSource, ResolvedImage} from '../oci/types.ts';
 import type {Entry} from './entry.ts';
 import type {LayerInput} from './flatten.ts';
 import {normalizeImagePath} from './image-path.ts';
@@ -36,25 +38,29 @@ export interface ImageLayerOptions {
 /** Alpine's package database: LinuxKit writes the union of the init images' databases. */
 export const APK_DATABASE = 'lib/apk/db/installed';
 
-export function imageLayerInputs(source: ImageSource, image: ResolvedImage, options: ImageLayerOptions): LayerInput[] {
+export function imageLayerInputs(source_: ImageSource, image: ResolvedImage, options: ImageLayerOptions): LayerInput[] {
   const count = image.layers.length;
   // LinuxKit only writes /etc/mtab when the image has none; known once the layers are indexed.
   let hasMtab = false;
   let indexed = false;
   const inputs: LayerInput[] = image.layers.map((layer, i) => {
     const what = `layer ${i + 1}/${count} (${layer.digest}) of ${image.ref}`;
+    let opens = 0;
+    /** The first pass's names in order: the second pass must meet the same entries. */
+    let planned: string[] | undefined;
     return {
       what,
       async *open() {
-        const stream = await openLayer(source, image, layer);
-        for await (const entry of readTar(stream, what)) {
+        const pass = ++opens;
+        const source = pass === 1 ? await firstPassEntries(source_, image, layer, what, (names) => (planned = names)) : checkedEntries(source_, image, layer, what, planned);
+        for await (const entry of source) {
           if (options.linuxkitRules) {
             const path = normalizeImagePath(entry.path, what);
             if (EXCLUDED.has(path)) continue;
             if (!indexed) hasMtab = mtabAfter(hasMtab, path);
             if (path === 'etc/mtab') entry.mtime = options.mtime;
-            if (path === APK_DATABASE && entry.type === 'file' && options.onApkDatabase && !indexed) {
-              // a small text file: read it here, in the first pass, and hand it on
+            if (path === APK_DATABASE && entry.type === 'file' && options.onApkDatabase && pass === 2) {
+              // a small text file: read it while it streams by and hand it on
               const chunks: Buffer[] = [];
               for await (const chunk of entry.content ?? []) chunks.push(Buffer.from(chunk));
               const content = Buffer.concat(chunks);
@@ -113,4 +119,44 @@ async function* linuxkitAdditions(options: ImageLayerOptions, hasMtab: () => boo
   }
   yield dir('proc');
   yield dir('sys');
+}
+
+/**
+ * The first pass needs headers only: from the index saved by an earlier build when there is
+ * one, else from the layer itself (saving the index for next time).
+ */
+async function firstPassEntries(source: ImageSource, image: ResolvedImage, layer: Descriptor, what: string, plan: (names: string[]) => void): Promise<AsyncIterable<Entry> | Iterable<Entry>> {
+  const saved = await source.readDerived?.(LAYER_INDEX_KIND, layer.digest);
+  const headers = saved ? decodeLayerIndex(saved) : undefined;
+  if (headers) {
+    plan(headers.map((h) => h.path));
+    return headers;
+  }
+  return (async function* () {
+    const seen: Entry[] = [];
+    for await (const entry of readTar(await openLayer(source, image, layer), what)) {
+      const header: Entry = {...entry};
+      delete header.content;
+      delete header.pax;
+      seen.push(header);
+      yield entry;
+    }
+    plan(seen.map((h) => h.path));
+    await source.writeDerived?.(LAYER_INDEX_KIND, layer.digest, encodeLayerIndex(seen));
+  })();
+}
+
+/** The second pass reads the layer and stops at the first entry the first pass did not plan for. */
+async function* checkedEntries(source: ImageSource, image: ResolvedImage, layer: Descriptor, what: string, planned: string[] | undefined): AsyncGenerator<Entry> {
+  let ordinal = 0;
+  for await (const entry of readTar(await openLayer(source, image, layer), what)) {
+    if (planned && planned[ordinal] !== entry.path) {
+      throw new TskitError(`${what}: entry ${ordinal + 1} is ${JSON.stringify(entry.path)}, but the saved index of this layer says ${JSON.stringify(planned[ordinal] ?? '(end)')}; run \`tskit cache verify --repair\` or \`tskit cache clean\``);
+    }
+    ordinal++;
+    yield entry;
+  }
+  if (planned && ordinal !== planned.length) {
+    throw new TskitError(`${what}: the layer ended after ${ordinal} entries, but its saved index lists ${planned.length}; run \`tskit cache clean\``);
+  }
 }

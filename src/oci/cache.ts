@@ -369,6 +369,44 @@ export class ImageCache implements ImageSource {
     return join(this.dir, 'blobs', algorithm, hex);
   }
 
+  /** Deletes a blob and whatever tskit derived from it. */
+  private async deleteBlob(digest: string): Promise<void> {
+    await unlink(this.blobPath(digest)).catch(() => {});
+    const {algorithm, hex} = parseDigest(digest);
+    let kinds: string[] = [];
+    try {
+      kinds = await readdir(this.derivedDir);
+    } catch {
+      return;
+    }
+    for (const kind of kinds) await unlink(join(this.derivedDir, kind, algorithm, hex)).catch(() => {});
+  }
+
+  private get derivedDir(): string {
+    return join(this.stateDir, 'derived');
+  }
+
+  /**
+   * Data derived from a blob (a layer's tar headers, say), so later builds need not compute
+   * it again. Kept beside the blob and deleted with it; `kind` names the format and its
+   * version, so a reader never meets data it does not understand.
+   */
+  async readDerived(kind: string, digest: string): Promise<Buffer | undefined> {
+    const {algorithm, hex} = parseDigest(digest);
+    try {
+      return await readFile(join(this.derivedDir, kind, algorithm, hex));
+    } catch {
+      return undefined;
+    }
+  }
+
+  async writeDerived(kind: string, digest: string, data: Buffer): Promise<void> {
+    const {algorithm, hex} = parseDigest(digest);
+    const dir = join(this.derivedDir, kind, algorithm);
+    await mkdir(dir, {recursive: true});
+    await writeFileAtomic(join(dir, hex), data);
+  }
+
   /** The size of a stored blob, or undefined when it is absent. */
   async blobSize(digest: string): Promise<number | undefined> {
     try {
@@ -404,7 +442,7 @@ export class ImageCache implements ImageSource {
     }
     if ((size !== undefined && bytes.length !== size) || digestOf(bytes, parseDigest(digest).algorithm) !== digest) {
       this.emit({type: 'log', level: 'warn', message: `cached blob ${digest} is damaged; removing it`});
-      await unlink(this.blobPath(digest)).catch(() => {});
+      await this.deleteBlob(digest);
       return undefined;
     }
     return bytes;
@@ -661,7 +699,7 @@ export class ImageCache implements ImageSource {
     await this.lock.withLock(async () => {
       const keep = await this.keepSet(await this.readIndex(), lease);
       for (const digest of added) {
-        if (!keep.has(digest)) await unlink(this.blobPath(digest)).catch(() => {});
+        if (!keep.has(digest)) await this.deleteBlob(digest);
       }
     });
   }
@@ -849,7 +887,7 @@ export class ImageCache implements ImageSource {
           result.keptBlobs.push(digest);
           continue;
         }
-        await unlink(this.blobPath(digest)).catch(() => {});
+        await this.deleteBlob(digest);
         result.deletedBlobs.push(digest);
         result.freedBytes += size;
       }
@@ -875,7 +913,7 @@ export class ImageCache implements ImageSource {
           result.keptBlobs.push(digest);
           continue;
         }
-        await unlink(this.blobPath(digest)).catch(() => {});
+        await this.deleteBlob(digest);
         result.deletedBlobs.push(digest);
         result.freedBytes += size;
       }
@@ -929,7 +967,7 @@ export class ImageCache implements ImageSource {
       if (ok) continue;
       result.corrupt.push(digest);
       if (options.repair) {
-        await unlink(this.blobPath(digest)).catch(() => {});
+        await this.deleteBlob(digest);
         result.removed.push(digest);
       }
     }

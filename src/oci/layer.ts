@@ -47,7 +47,8 @@ export async function* decompress(source: AsyncIterable<Uint8Array>, what: strin
     yield* rest();
     return;
   }
-  const decompressor = kind === 'gzip' ? createGunzip() : createZstdDecompress();
+  // big output chunks: every chunk is a round trip through the event loop and the tar reader
+  const decompressor = kind === 'gzip' ? createGunzip({chunkSize: 256 * 1024}) : createZstdDecompress({chunkSize: 256 * 1024});
   const input = Readable.from(rest(), {objectMode: false});
   input.on('error', (error) => decompressor.destroy(error));
   input.pipe(decompressor);

@@ -76,6 +76,9 @@ export interface ImageSource {
   resolve(ref: string, platform: Platform): Promise<ResolvedImage>;
   /** The blob's bytes, digest-verified, as a stream (compressed as stored). */
   openBlob(image: ResolvedImage, descriptor: Descriptor): Promise<NodeJS.ReadableStream & AsyncIterable<Uint8Array>>;
+  /** Data derived from a blob that a source can keep for later builds (see ImageCache). */
+  readDerived?(kind: string, digest: string): Promise<Buffer | undefined>;
+  writeDerived?(kind: string, digest: string, data: Buffer): Promise<void>;
 }
 
 export const MediaTypes = {

@@ -68,6 +68,14 @@ describe('tskit build', () => {
       expect(await sha256(join(out2, name)), name).toBe(await sha256(join(out1, name)));
     }
 
+    // a warm rebuild plans from the layer headers saved by the first build: same bytes again
+    const out3 = join(work, 'out3');
+    const third = await build(['--format', 'kernel+initrd', '--format', 'tar', '--name', 'hello', '--dir', out3, join(ROOT, 'templates/hello.yml')], cache);
+    expect(third.code, third.stderr).toBe(0);
+    for (const name of ['hello-kernel', 'hello-initrd.img', 'hello-cmdline', 'hello.tar']) {
+      expect(await sha256(join(out3, name)), name).toBe(await sha256(join(out1, name)));
+    }
+
     // pinned by digest and cached: builds with the registry unreachable
     const pinned = (await readFile(join(ROOT, 'templates/hello.yml'), 'utf8')).replace(/(localhost:5000\/tskit\/[a-z]+):([\w.-]+)/g, (_m, repo: string, tag: string) => {
       const image = fixtures.images.find((i) => `localhost:5000/${i.ref}` === `${repo}:${tag}`);

@@ -22,6 +22,18 @@ export class MemoryImages implements ImageSource {
   resolved: string[] = [];
   /** Makes openBlob fail for this digest (to test failures mid-build). */
   failOn?: string;
+  /** How many times each blob was opened. */
+  opened = new Map<string, number>();
+  /** Derived data, as the cache keeps it (set to undefined to have none). */
+  derived: Map<string, Buffer> | undefined = new Map();
+
+  async readDerived(kind: string, digest: string): Promise<Buffer | undefined> {
+    return this.derived?.get(`${kind}/${digest}`);
+  }
+
+  async writeDerived(kind: string, digest: string, data: Buffer): Promise<void> {
+    this.derived?.set(`${kind}/${digest}`, data);
+  }
 
   async add(ref: string, layers: Entry[][], config: ContainerConfig = {}): Promise<ResolvedImage> {
     const descriptors: Descriptor[] = [];
@@ -54,6 +66,7 @@ export class MemoryImages implements ImageSource {
     void image;
     const blob = this.blobs.get(descriptor.digest);
     if (!blob) throw new Error(`no blob ${descriptor.digest}`);
+    this.opened.set(descriptor.digest, (this.opened.get(descriptor.digest) ?? 0) + 1);
     const fail = this.failOn === descriptor.digest;
     const {Readable} = await import('node:stream');
     return Readable.from(

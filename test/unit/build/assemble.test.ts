@@ -128,6 +128,28 @@ describe('assemble', () => {
     expect(first.map((x) => x.sha256)).toEqual(second.map((x) => x.sha256));
   });
 
+  it('reads each layer once when an earlier build saved its headers, with the same result', async () => {
+    const own = new MemoryImages();
+    await own.add('test/busybox:1', [[dir('bin'), file('bin/sh', 'sh', {mode: 0o755})], [file('bin/echo', 'echo', {mode: 0o755})]]);
+    const cfg: MobyConfig = {onboot: [{name: 'a', image: 'test/busybox:1', readonly: true}]};
+    const run = async () => {
+      const resolved = await resolveImages(cfg, {source: own, platform});
+      return collect(assemble(cfg, resolved, {source: own, platform, mtime: 42, cwd: '/', emit: () => {}, metadata: () => ''}));
+    };
+    const first = await run();
+    expect([...own.opened.values()]).toEqual([2, 2]); // no index yet: two passes
+    own.opened.clear();
+    expect(await run()).toEqual(first);
+    expect([...own.opened.values()]).toEqual([1, 1]);
+
+    // a damaged index is caught against the layer itself
+    const key = [...own.derived!.keys()][1]!;
+    const rows = JSON.parse(own.derived!.get(key)!.toString());
+    rows[0][0] = 'bin/elsewhere';
+    own.derived!.set(key, Buffer.from(JSON.stringify(rows)));
+    await expect(run()).rejects.toThrow(/entry 1 is "bin\/echo", but the saved index of this layer says "bin\/elsewhere"/);
+  });
+
   it('leaves nothing behind when a layer fails mid-build', async () => {
     const work = mkdtempSync(join(tmpdir(), 'tskit-build-'));
     const busybox = await images.resolve('test/busybox:1', platform);

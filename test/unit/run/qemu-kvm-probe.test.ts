@@ -20,23 +20,32 @@ const devKvm = (() => {
 })();
 
 let state: string;
+// The probe makes its temp dir under $TMPDIR: a private one here, so probes that other test
+// files run at the same time neither show up in nor hide from this file's checks.
+let privateTmp: string;
+const savedTmp = process.env.TMPDIR;
 beforeAll(async () => {
   state = await mkdtemp(join(tmpdir(), 'tskit-test-kvm-state-'));
+  privateTmp = await mkdtemp(join(tmpdir(), 'tskit-test-kvm-tmp-'));
+  process.env.TMPDIR = privateTmp;
 });
 afterAll(async () => {
+  if (savedTmp === undefined) delete process.env.TMPDIR;
+  else process.env.TMPDIR = savedTmp;
   await rm(state, {recursive: true, force: true});
+  await rm(privateTmp, {recursive: true, force: true});
 });
 
 function qemuPids(): number[] {
   try {
-    return execFileSync('pgrep', ['-f', 'tskit-kvm-probe-'], {encoding: 'utf8'}).trim().split('\n').filter(Boolean).map(Number);
+    return execFileSync('pgrep', ['-f', `${privateTmp}/tskit-kvm-probe-`], {encoding: 'utf8'}).trim().split('\n').filter(Boolean).map(Number);
   } catch {
     return [];
   }
 }
 
 async function probeDirs(): Promise<string[]> {
-  return (await readdir(tmpdir())).filter((d) => d.startsWith('tskit-kvm-probe-'));
+  return (await readdir(privateTmp)).filter((d) => d.startsWith('tskit-kvm-probe-'));
 }
 
 describe('KVM probe', () => {

@@ -3,7 +3,8 @@
 import {TskitError} from '../errors.ts';
 import type {VolumeConfig} from '../config/types.ts';
 import {parsePlatform} from '../oci/platform.ts';
-import type {ImageSource, LayoutSource, Platform, ResolvedImage} from '../oci/types.ts';
+import {MediaTypes, type Descriptor, type ImageSource, type LayoutSource, type Platform, type ResolvedImage} from '../oci/types.ts';
+import {goMap, goMarshalIndent} from '../config/go-json.ts';
 import {underPrefix} from './bundle.ts';
 import type {Entry} from './entry.ts';
 import {flattenLayers} from './flatten.ts';
@@ -54,6 +55,28 @@ async function* ociLayoutEntries(volume: VolumeConfig, index: number, image: Res
   for await (const entry of readTar(layouts.layoutTar(image.ref, platforms), `OCI layout of ${image.ref}`)) {
     const path = normalizeImagePath(entry.path, what);
     if (path === '') continue;
+    if (path === 'oci-layout' || path === 'index.json') {
+      const chunks: Buffer[] = [];
+      for await (const chunk of entry.content ?? []) chunks.push(Buffer.from(chunk));
+      const bytes = path === 'oci-layout' ? LINUXKIT_OCI_LAYOUT : linuxkitLayoutIndex(Buffer.concat(chunks), image.ref, what);
+      yield {...entry, path: prefix + path, size: bytes.length, content: [bytes]};
+      continue;
+    }
     yield {...entry, path: prefix + path};
   }
+}
+
+/** The oci-layout file exactly as LinuxKit writes it into a volume (a Go raw string, tabs and all). */
+const LINUXKIT_OCI_LAYOUT = Buffer.from('{\n\t\t"imageLayoutVersion": "1.0.0"\n\t}');
+
+/** index.json as LinuxKit writes it: the root as an index, named by the reference only, indented by three spaces. */
+function linuxkitLayoutIndex(exported: Buffer, ref: string, what: string): Buffer {
+  const root = (JSON.parse(exported.toString('utf8')) as {manifests?: Descriptor[]}).manifests?.[0];
+  if (!root) throw new TskitError(`${what}: the exported layout of ${ref} has no root`);
+  const index = {
+    schemaVersion: 2,
+    mediaType: MediaTypes.ociIndex,
+    manifests: [{mediaType: MediaTypes.ociIndex, size: root.size, digest: root.digest, annotations: goMap({'org.opencontainers.image.ref.name': ref})}],
+  };
+  return Buffer.from(goMarshalIndent(index, '   '));
 }

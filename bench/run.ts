@@ -144,6 +144,12 @@ const fixtures = await startFixtureRegistry(log);
 const mirror = `localhost:5000=${fixtures.registry.url}`;
 const hello = join(ROOT, 'templates', 'hello.yml');
 const tskit = (args: string[], cache: string) => measure(NODE, [BIN, ...args], {TSKIT_CACHE: cache, TSKIT_MIRROR: ''});
+/** LinuxKit, when $LINUXKIT names its CLI (v1.8.2 drops non-Hub registries unless a mirror names them). */
+const LINUXKIT = process.env.LINUXKIT;
+const linuxkitBuild = async (args: string[], cache: string, dir: string) => {
+  await mkdir(dir, {recursive: true});
+  return measure(LINUXKIT!, ['--mirror', mirror, 'build', '--no-sbom', '--cache', cache, '--dir', dir, ...args]);
+};
 
 try {
   if (ONLY.has('startup')) {
@@ -161,8 +167,18 @@ try {
     const warm = await repeat(RUNS, (i) => tskit(['build', '--mirror', mirror, '--dir', join(work, `warm${i}`), '--name', 'hello', hello], warmCache));
     const initrd = (await stat(join(work, 'warm0', 'hello-initrd.img'))).size;
     results.build = {cold, warm, initrdBytes: initrd};
-    row('build hello kernel+initrd, cold cache', `${cold.seconds.toFixed(2)} s`, `${cold.maxRssMiB.toFixed(0)} MiB`, `median of ${RUNS}; linuxkit: not run (see below)`);
-    row('build hello kernel+initrd, warm cache', `${warm.seconds.toFixed(2)} s`, `${warm.maxRssMiB.toFixed(0)} MiB`, `initrd ${(initrd / 1e6).toFixed(1)} MB`);
+    if (LINUXKIT) {
+      const lkCold = await repeat(RUNS, (i) => linuxkitBuild(['--format', 'kernel+initrd', '--name', 'hello', hello], join(work, `lk-cold-cache-${i}`), join(work, `lk-cold${i}`)));
+      const lkWarmCache = join(work, 'lk-warm-cache');
+      await linuxkitBuild(['--format', 'kernel+initrd', '--name', 'hello', hello], lkWarmCache, join(work, 'lk-warm-prime'));
+      const lkWarm = await repeat(RUNS, (i) => linuxkitBuild(['--format', 'kernel+initrd', '--name', 'hello', hello], lkWarmCache, join(work, `lk-warm${i}`)));
+      results.build = {...(results.build as object), linuxkitCold: lkCold, linuxkitWarm: lkWarm, coldRatio: cold.seconds / lkCold.seconds, warmRatio: warm.seconds / lkWarm.seconds};
+      row('build hello kernel+initrd, cold cache', `${cold.seconds.toFixed(2)} s`, `${cold.maxRssMiB.toFixed(0)} MiB`, `linuxkit ${lkCold.seconds.toFixed(2)} s, ${lkCold.maxRssMiB.toFixed(0)} MiB: ratio ${(cold.seconds / lkCold.seconds).toFixed(2)} (goal <= 0.7)`);
+      row('build hello kernel+initrd, warm cache', `${warm.seconds.toFixed(2)} s`, `${warm.maxRssMiB.toFixed(0)} MiB`, `linuxkit ${lkWarm.seconds.toFixed(2)} s, ${lkWarm.maxRssMiB.toFixed(0)} MiB: ratio ${(warm.seconds / lkWarm.seconds).toFixed(2)} (goal <= 0.5)`);
+    } else {
+      row('build hello kernel+initrd, cold cache', `${cold.seconds.toFixed(2)} s`, `${cold.maxRssMiB.toFixed(0)} MiB`, `median of ${RUNS}`);
+      row('build hello kernel+initrd, warm cache', `${warm.seconds.toFixed(2)} s`, `${warm.maxRssMiB.toFixed(0)} MiB`, `initrd ${(initrd / 1e6).toFixed(1)} MB`);
+    }
   }
 
   if (ONLY.has('big')) {
@@ -174,6 +190,19 @@ try {
     await tskit(['cache', 'pull', '--mirror', mirror, 'localhost:5000/tskit/kernel:6.1'], cache);
     const yaml = join(work, 'big.yml');
     await writeFile(yaml, 'kernel:\n  image: localhost:5000/tskit/kernel:6.1\n  cmdline: console=ttyS0\nonboot:\n  - name: big\n    image: bench.local/big:1\n    readonly: true\n');
+    if (LINUXKIT) {
+      // LinuxKit pulls from a registry: the same image, pushed next to the fixtures
+      await measure('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', `oci:${layout}:bench.local/big:1`, `docker://${fixtures.registry.host}/bench/big:1`]);
+      const lkYaml = join(work, 'big-lk.yml');
+      await writeFile(lkYaml, 'kernel:\n  image: localhost:5000/tskit/kernel:6.1\n  cmdline: console=ttyS0\nonboot:\n  - name: big\n    image: localhost:5000/bench/big:1\n    readonly: true\n');
+      const lkCache = join(work, 'big-lk-cache');
+      await measure(LINUXKIT, ['--mirror', mirror, 'cache', 'pull', '--cache', lkCache, 'localhost:5000/tskit/kernel:6.1']);
+      await measure(LINUXKIT, ['--mirror', mirror, 'cache', 'pull', '--cache', lkCache, 'localhost:5000/bench/big:1']);
+      const lkRun = await linuxkitBuild(['--format', 'kernel+initrd', lkYaml], lkCache, join(work, 'big-lk-out'));
+      await rm(join(work, 'big-lk-out'), {recursive: true, force: true});
+      await rm(lkCache, {recursive: true, force: true});
+      results.bigLayerLinuxkit = {kernelInitrd: {seconds: lkRun.seconds, maxRssMiB: lkRun.maxRssMiB}};
+    }
     const bytes = BIG_GIB * 2 ** 30;
     const tarRun = await tskit(['build', '--format', 'tar', '--dir', join(work, 'big-tar'), yaml], cache);
     await rm(join(work, 'big-tar'), {recursive: true, force: true});
@@ -181,7 +210,13 @@ try {
     await rm(join(work, 'big-initrd'), {recursive: true, force: true});
     results.bigLayer = {gib: BIG_GIB, tar: {seconds: tarRun.seconds, maxRssMiB: tarRun.maxRssMiB}, kernelInitrd: {seconds: initrdRun.seconds, maxRssMiB: initrdRun.maxRssMiB}};
     row(`build tar, ${BIG_GIB} GiB layer`, `${tarRun.seconds.toFixed(1)} s (${(bytes / 2 ** 20 / tarRun.seconds).toFixed(0)} MiB/s)`, `${tarRun.maxRssMiB.toFixed(0)} MiB`, 'target: peak RSS well under 300 MB');
-    row(`build kernel+initrd, ${BIG_GIB} GiB layer`, `${initrdRun.seconds.toFixed(1)} s (${(bytes / 2 ** 20 / initrdRun.seconds).toFixed(0)} MiB/s)`, `${initrdRun.maxRssMiB.toFixed(0)} MiB`, 'incompressible data, gzip on both cores');
+    const lk = (results.bigLayerLinuxkit as {kernelInitrd: {seconds: number; maxRssMiB: number}} | undefined)?.kernelInitrd;
+    row(
+      `build kernel+initrd, ${BIG_GIB} GiB layer`,
+      `${initrdRun.seconds.toFixed(1)} s (${(bytes / 2 ** 20 / initrdRun.seconds).toFixed(0)} MiB/s)`,
+      `${initrdRun.maxRssMiB.toFixed(0)} MiB`,
+      lk ? `linuxkit ${lk.seconds.toFixed(1)} s, ${lk.maxRssMiB.toFixed(0)} MiB: RSS ratio ${(initrdRun.maxRssMiB / lk.maxRssMiB).toFixed(2)} (goal <= 0.25)` : 'incompressible data, gzip on both cores',
+    );
     await rm(layout, {recursive: true, force: true});
     await rm(cache, {recursive: true, force: true});
   }
@@ -206,11 +241,13 @@ try {
     row('boot hello to HELLO-OK: tskit run qemu', `${median(viaTskit).toFixed(2)} s`, '', `+${(median(viaTskit) - median(plain)).toFixed(2)} s over plain qemu`);
   }
 
-  results.linuxkit = {
-    available: false,
-    reason:
-      'the Go module proxy refuses github.com/linuxkit/linuxkit/src/cmd/linuxkit at every version (403 "This module version is not available"), and github.com is unreachable, so `go install ...@43200ea6342590c6806f808b318d7f3a69b0cdd8` cannot run here',
-  };
+  results.linuxkit = LINUXKIT
+    ? {available: true, path: LINUXKIT}
+    : {
+        available: false,
+        reason:
+          'set $LINUXKIT to a linuxkit v1.8.2 CLI to compare; here the Go module proxy refuses github.com/linuxkit/linuxkit/src/cmd/linuxkit (403 "This module version is not available") and github.com is unreachable, so `go install ...@43200ea6342590c6806f808b318d7f3a69b0cdd8` cannot run',
+      };
 } finally {
   await fixtures.stop();
   await rm(work, {recursive: true, force: true});
@@ -219,5 +256,5 @@ try {
 const widths = [0, 1, 2, 3].map((i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
 const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
 process.stdout.write(`${line(['measure', 'time', 'peak RSS', 'note'])}\n${widths.map((w) => '-'.repeat(w)).join('  ')}\n${rows.map(line).join('\n')}\n`);
-process.stdout.write(`linuxkit: not compared: ${(results.linuxkit as {reason: string}).reason}\n`);
+if (!LINUXKIT) process.stdout.write(`linuxkit: not compared: ${(results.linuxkit as {reason: string}).reason}\n`);
 await writeFile(join(ROOT, 'bench', 'results.json'), `${JSON.stringify(results, null, 2)}\n`);

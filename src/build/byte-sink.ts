@@ -22,6 +22,14 @@ export interface WriteOptions {
 
 const BATCH = 256 * 1024;
 
+/**
+ * gzip level for initrds: on the hello initrd (22 MB of modules, runc, busybox) level 4 is
+ * 8.81 MB in ~0.45 s on this 2-core machine, level 6 8.57 MB in ~1 s, level 1 9.25 MB in
+ * ~0.33 s; LinuxKit's (pgzip, default level) is 8.88 MB. Level 4 is as small as LinuxKit's
+ * and twice as fast as the default.
+ */
+const GZIP_LEVEL = 4;
+
 /** Joins the many small pieces (512-byte tar headers, names) into writes of a useful size. */
 export async function* coalesce(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, batch = BATCH): AsyncGenerator<Buffer> {
   let pending: Buffer[] = [];
@@ -66,7 +74,7 @@ export async function writeBytes(source: AsyncIterable<Uint8Array> | Iterable<Ui
   const out = createWriteStream(path, {flags: options.append ? 'a' : 'w', mode: 0o644});
   const input = Readable.from(coalesce(source));
   if (options.gzip) {
-    await pipeline(input, parallelGzip(), tap, out, {signal: options.signal});
+    await pipeline(input, parallelGzip({level: GZIP_LEVEL}), tap, out, {signal: options.signal});
   } else {
     await pipeline(input, tap, out, {signal: options.signal});
   }

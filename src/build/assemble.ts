@@ -35,48 +35,72 @@ export interface AssembleOptions {
   concurrency?: number;
 }
 
+/**
+ * Every image the configuration names, as promises: pulls run (a few at a time, in the
+ * order assembly needs them) while assembly already works on the images that have arrived.
+ */
 export interface ResolvedImages {
-  kernel?: ResolvedImage;
-  init: ResolvedImage[];
-  onboot: ResolvedImage[];
-  onshutdown: ResolvedImage[];
-  services: ResolvedImage[];
-  volumes: Array<ResolvedImage | undefined>;
+  kernel?: Promise<ResolvedImage>;
+  init: Array<Promise<ResolvedImage>>;
+  onboot: Array<Promise<ResolvedImage>>;
+  onshutdown: Array<Promise<ResolvedImage>>;
+  services: Array<Promise<ResolvedImage>>;
+  volumes: Array<Promise<ResolvedImage> | undefined>;
 }
 
-/** Resolves every image the configuration names (pulling what the cache lacks), a few at a time. */
-export async function resolveImages(config: MobyConfig, options: Pick<AssembleOptions, 'source' | 'layouts' | 'platform' | 'concurrency'>): Promise<ResolvedImages> {
-  const jobs: Array<() => Promise<void>> = [];
+/** Starts resolving every image (pulling what the cache lacks); returns at once. */
+export function resolveImages(config: MobyConfig, options: Pick<AssembleOptions, 'source' | 'layouts' | 'platform' | 'concurrency'>): ResolvedImages {
+  const queue: Array<() => void> = [];
+  let running = 0;
+  const limit = options.concurrency ?? 4;
+  const pump = () => {
+    while (running < limit && queue.length > 0) {
+      running++;
+      queue.shift()!();
+    }
+  };
+  const schedule = (job: () => Promise<ResolvedImage>): Promise<ResolvedImage> => {
+    const promise = new Promise<ResolvedImage>((resolve, reject) => {
+      queue.push(() => {
+        job()
+          .then(resolve, reject)
+          .finally(() => {
+            running--;
+            pump();
+          });
+      });
+    });
+    promise.catch(() => {}); // reported where assembly awaits it, not as an unhandled rejection
+    pump();
+    return promise;
+  };
+  const resolve = (ref: string) => schedule(() => options.source.resolve(ref, options.platform));
+
   const out: ResolvedImages = {init: [], onboot: [], onshutdown: [], services: [], volumes: []};
-  const resolve = (ref: string, store: (image: ResolvedImage) => void) => jobs.push(async () => store(await options.source.resolve(ref, options.platform)));
-  if (config.kernel?.image) resolve(config.kernel.image, (image) => (out.kernel = image));
-  (config.init ?? []).forEach((ref, i) => resolve(ref, (image) => (out.init[i] = image)));
-  for (const section of SECTIONS) {
-    (config[section] ?? []).forEach((entry, i) => resolve(entry.image, (image) => (out[section][i] = image)));
-  }
-  (config.volumes ?? []).forEach((volume, i) => {
-    out.volumes[i] = undefined;
-    if (!volume.image) return;
+  if (config.kernel?.image) out.kernel = resolve(config.kernel.image);
+  out.init = (config.init ?? []).map(resolve);
+  out.volumes = (config.volumes ?? []).map((volume) => {
+    if (!volume.image) return undefined;
     if (volume.format === 'oci' && options.layouts) {
       // an OCI-layout volume carries several platforms' images: all must be in the cache
       const layouts = options.layouts;
       const ref = volume.image;
       const primary = volume.platforms?.length ? parsePlatform(volume.platforms[0]!) : options.platform;
-      jobs.push(async () => {
+      return schedule(async () => {
         const image = await options.source.resolve(ref, primary);
-        out.volumes[i] = image;
         for (const platform of await volumePlatforms(volume, image, layouts)) await options.source.resolve(ref, platform);
+        return image;
       });
-      return;
     }
-    resolve(volume.image, (image) => (out.volumes[i] = image));
+    return resolve(volume.image);
   });
-  let next = 0;
-  const worker = async () => {
-    while (next < jobs.length) await jobs[next++]!();
-  };
-  await Promise.all(Array.from({length: Math.min(options.concurrency ?? 4, jobs.length)}, worker));
+  for (const section of SECTIONS) out[section] = (config[section] ?? []).map((entry) => resolve(entry.image));
   return out;
+}
+
+/** Waits for every image (for a caller that wants all pulls done before it writes anything). */
+export async function allResolved(images: ResolvedImages): Promise<void> {
+  await Promise.all([images.kernel, ...images.init, ...images.volumes, ...SECTIONS.flatMap((s) => images[s])]);
 }
 
 export function assemble(config: MobyConfig, images: ResolvedImages, options: AssembleOptions): AsyncGenerator<Entry> {
@@ -89,14 +113,16 @@ async function* parts(config: MobyConfig, images: ResolvedImages, options: Assem
   const idMap = containerIdMap(config);
 
   if (config.kernel && images.kernel) {
-    const pax = {'LINUXKIT.source': images.kernel.ref, 'LINUXKIT.location': 'kernel'};
-    for await (const entry of kernelEntries(source, images.kernel, config.kernel, mtime)) yield {...entry, pax};
+    const kernel = await images.kernel;
+    const pax = {'LINUXKIT.source': kernel.ref, 'LINUXKIT.location': 'kernel'};
+    for await (const entry of kernelEntries(source, kernel, config.kernel, mtime)) yield {...entry, pax};
   }
 
   // Init images form the root filesystem together, later ones over earlier ones.
   if (images.init.length > 0) {
-    const apkDatabases: Array<Buffer | undefined> = images.init.map(() => undefined);
-    const layers: LayerInput[] = images.init.flatMap((image, i) =>
+    const initImages = await Promise.all(images.init);
+    const apkDatabases: Array<Buffer | undefined> = initImages.map(() => undefined);
+    const layers: LayerInput[] = initImages.flatMap((image, i) =>
       imageLayerInputs(source, image, {
         mtime,
         linuxkitRules: true,
@@ -116,15 +142,16 @@ async function* parts(config: MobyConfig, images: ResolvedImages, options: Assem
   }
 
   for (const [i, volume] of (config.volumes ?? []).entries()) {
-    const pax = {'LINUXKIT.source': images.volumes[i]?.ref ?? 'empty', 'LINUXKIT.location': `volume[${i}]`};
-    for await (const entry of volumeEntries(volume, i, images.volumes[i], {source, layouts: options.layouts, mtime})) yield {...entry, pax: entry.pax ?? pax};
+    const image = await images.volumes[i];
+    const pax = {'LINUXKIT.source': image?.ref ?? 'empty', 'LINUXKIT.location': `volume[${i}]`};
+    for await (const entry of volumeEntries(volume, i, image, {source, layouts: options.layouts, mtime})) yield {...entry, pax: entry.pax ?? pax};
   }
 
   const unpacked = new Map<string, string>();
   for (const section of SECTIONS) {
     const entries: ImageEntry[] = config[section] ?? [];
     for (const [i, entry] of entries.entries()) {
-      const image = images[section][i]!;
+      const image = await images[section][i]!;
       const pax = {'LINUXKIT.source': image.ref, 'LINUXKIT.location': `${section}[${i}]`};
       for await (const out of bundleEntries(section, i, entry, image, {source, idMap, volumes: config.volumes ?? [], mtime, unpacked})) {
         yield {...out, pax};

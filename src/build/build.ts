@@ -4,7 +4,7 @@ import {mkdir} from 'node:fs/promises';
 import type {Emit} from '../events.ts';
 import type {MobyConfig} from '../config/types.ts';
 import type {ImageSource, LayoutSource, Platform} from '../oci/types.ts';
-import {assemble, resolveImages} from './assemble.ts';
+import {allResolved, assemble, resolveImages} from './assemble.ts';
 import {generatedMtime} from './entry.ts';
 import {type Artifact, type BuildFormat, type OutputTarget, writeFormat} from './outputs.ts';
 import {StagedFiles} from './staged-files.ts';
@@ -29,8 +29,7 @@ export interface BuildRequest {
 
 export async function build(request: BuildRequest): Promise<Artifact[]> {
   const mtime = generatedMtime();
-  const images = await resolveImages(request.config, {source: request.source, platform: request.platform, ...(request.layouts ? {layouts: request.layouts} : {})});
-  request.signal?.throwIfAborted();
+  const images = resolveImages(request.config, {source: request.source, platform: request.platform, ...(request.layouts ? {layouts: request.layouts} : {})});
   if (!request.target.file) await mkdir(request.target.dir, {recursive: true});
   const staged = new StagedFiles();
   const artifacts: Artifact[] = [];
@@ -50,6 +49,7 @@ export async function build(request: BuildRequest): Promise<Artifact[]> {
       artifacts.push(...(await writeFormat(format, entries, request.target, {staged, emit: request.emit, ...(request.signal ? {signal: request.signal} : {})})));
       request.signal?.throwIfAborted();
     }
+    await allResolved(images);
     await staged.commit();
   } catch (error) {
     await staged.abort();

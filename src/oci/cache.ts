@@ -195,12 +195,7 @@ function checkDescriptor(value: unknown, what: string): Descriptor {
 }
 
 function parseManifest(bytes: Buffer, what: string): ImageManifest {
-  let json: ImageManifest;
-  try {
-    json = JSON.parse(bytes.toString('utf8')) as ImageManifest;
-  } catch (error) {
-    throw new TskitError(`${what} is not valid JSON: ${(error as Error).message}`);
-  }
+  const json = parseJsonBlob<ImageManifest>(bytes, what);
   if (json.schemaVersion !== 2) throw new TskitError(`${what} has schemaVersion ${JSON.stringify(json.schemaVersion)}, not 2`);
   checkDescriptor(json.config, `the config descriptor of ${what}`);
   if (!Array.isArray(json.layers)) throw new TskitError(`${what} has no layers list`);
@@ -209,12 +204,7 @@ function parseManifest(bytes: Buffer, what: string): ImageManifest {
 }
 
 function parseIndex(bytes: Buffer, what: string): ImageIndex {
-  let json: ImageIndex;
-  try {
-    json = JSON.parse(bytes.toString('utf8')) as ImageIndex;
-  } catch (error) {
-    throw new TskitError(`${what} is not valid JSON: ${(error as Error).message}`);
-  }
+  const json = parseJsonBlob<ImageIndex>(bytes, what);
   if (json.schemaVersion !== 2) throw new TskitError(`${what} has schemaVersion ${JSON.stringify(json.schemaVersion)}, not 2`);
   if (!Array.isArray(json.manifests)) throw new TskitError(`${what} has no manifests list`);
   json.manifests.forEach((m, i) => checkDescriptor(m, `entry ${i} of ${what}`));
@@ -222,14 +212,7 @@ function parseIndex(bytes: Buffer, what: string): ImageIndex {
 }
 
 function parseConfig(bytes: Buffer, what: string): ImageConfiguration {
-  let json: ImageConfiguration;
-  try {
-    json = JSON.parse(bytes.toString('utf8')) as ImageConfiguration;
-  } catch (error) {
-    throw new TskitError(`${what} is not valid JSON: ${(error as Error).message}`);
-  }
-  if (!json || typeof json !== 'object') throw new TskitError(`${what} is not a JSON object`);
-  return json;
+  return parseJsonBlob<ImageConfiguration>(bytes, what);
 }
 
 export class ImageCache implements ImageSource {

@@ -52,7 +52,9 @@ describe('FAT writer', () => {
         const out = join(work, `out-${type}`);
         const copied = await tool('mcopy', ['-n', '-o', '-i', path, `::${file.path}`, out]);
         expect(copied.code, copied.out).toBe(0);
-        const expected = Buffer.concat(await Array.fromAsync(file.content.chunks()));
+        const chunks: Buffer[] = [];
+        for await (const chunk of file.content.chunks()) chunks.push(chunk);
+        const expected = Buffer.concat(chunks);
         expect((await readFile(out)).equals(expected), file.path).toBe(true);
       }
     });

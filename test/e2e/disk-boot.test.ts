@@ -3,12 +3,13 @@
 // marker in QEMU: UEFI (OVMF) for the -efi formats, BIOS (SeaBIOS) for the -bios ones, both
 // for the hybrid aws disk, and iso-bios also as a disk (isohybrid).
 import {spawn} from 'node:child_process';
-import {mkdtemp, readdir, rm, writeFile} from 'node:fs/promises';
+import {mkdtemp, readdir, readFile, rm, writeFile} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {afterAll, beforeAll, describe, expect, inject, it} from 'vitest';
 import {CONTAINER_FORMATS} from '../../src/formats/encode.ts';
 import {ensureBuilt, jsonLines, ROOT, tskit} from '../support/cli.ts';
+import {slice, tool} from '../support/disk-layouts.ts';
 
 const mirror = inject('tskitMirror');
 const HELLO = join(ROOT, 'templates/hello.yml');
@@ -118,6 +119,24 @@ describe('bootable formats from tskit build', () => {
   });
 });
 
+describe('bootable format content', () => {
+  it('the disk holds exactly the kernel and initrd kernel+initrd writes (early microcode first), and the command line', async () => {
+    const dir = join(work, 'lifecycle');
+    const built = await build(['-f', 'kernel+initrd', '-f', 'raw-bios', '--name', 'lc', '--dir', dir, join(ROOT, 'test/fixtures/yml/lifecycle.yml')]);
+    expect(built.code, built.stderr).toBe(0);
+    const esp = join(dir, 'esp.img');
+    await tool('sh', ['-c', `dd if="${join(dir, 'lc-bios.img')}" of="${esp}" bs=1M skip=1 status=none`]);
+    for (const [inside, outside] of [['kernel', 'lc-kernel'], ['initrd.img', 'lc-initrd.img']]) {
+      const same = await tool('sh', ['-c', `mcopy -n -o -i "${esp}" "::${inside}" - | cmp - "${join(dir, outside!)}" && echo same`]);
+      expect(same.out.trim(), `${inside}: ${same.out}`).toBe('same');
+    }
+    const cfg = await tool('mtype', ['-i', esp, '::syslinux.cfg']);
+    expect(cfg.out).toContain(`APPEND ${(await readFile(join(dir, 'lc-cmdline'), 'utf8')).trim()}`);
+    // lifecycle's kernel image has early microcode: the initrd starts with its uncompressed cpio
+    expect((await slice(join(dir, 'lc-initrd.img'), 0, 6)).toString('latin1')).toBe('070701');
+  });
+});
+
 describe('bootable format options', () => {
   it('--boot that a format does not allow, and --size too small or off the target multiple, fail before anything is written', async () => {
     const dir = join(work, 'bad');
@@ -146,7 +165,6 @@ describe('bootable format options', () => {
 
   it('the bootloader image comes from --bootloader-image, else the YAML extension key, and is validated', async () => {
     const yml = join(work, 'with-bootloader.yml');
-    const {readFile} = await import('node:fs/promises');
     await writeFile(yml, `${await readFile(HELLO, 'utf8')}bootloader:\n  image: localhost:5000/tskit/no-such-bootloader:1\n`);
     const fromYaml = await build(['-f', 'raw-bios', '--dir', join(work, 'y'), yml]);
     expect(fromYaml.code).not.toBe(0);

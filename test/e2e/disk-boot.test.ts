@@ -137,6 +137,23 @@ describe('bootable format content', () => {
   });
 });
 
+describe('big payloads', () => {
+  it('iso-efi with an initrd beyond El Torito\'s 16-bit sector count (32 MiB) boots: the entry says "the rest of the medium"', async () => {
+    const dir = join(work, 'big');
+    const {randomBytes} = await import('node:crypto');
+    const {mkdir} = await import('node:fs/promises');
+    await mkdir(dir, {recursive: true});
+    await writeFile(join(dir, 'noise'), randomBytes(40 * 1024 * 1024)); // incompressible: the initrd grows by as much
+    const yml = join(dir, 'big.yml');
+    await writeFile(yml, `${await readFile(HELLO, 'utf8')}  - path: var/noise\n    source: ${join(dir, 'noise')}\n`);
+    const built = await build(['-f', 'iso-efi', '--name', 'big', '--dir', dir, yml]);
+    expect(built.code, built.stderr).toBe(0);
+    const report = await tool('xorriso', ['-indev', join(dir, 'big-efi.iso'), '-report_el_torito', 'plain']);
+    expect(report.out).toMatch(/El Torito boot img :\s+1\s+UEFI\s+y\s+none\s+0x0000\s+0x00\s+0\s/);
+    await boot([join(dir, 'big-efi.iso')]);
+  });
+});
+
 describe('bootable format options', () => {
   it('--boot that a format does not allow, and --size too small or off the target multiple, fail before anything is written', async () => {
     const dir = join(work, 'bad');

@@ -7,6 +7,7 @@ import {mkdtemp, readdir, readFile, rm, writeFile} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {afterAll, beforeAll, describe, expect, inject, it} from 'vitest';
+import {findOvmf} from '../../providers/qemu/firmware.ts';
 import {CONTAINER_FORMATS} from '../../src/formats/encode.ts';
 import {ensureBuilt, jsonLines, ROOT, tskit} from '../support/cli.ts';
 import {slice, tool} from '../support/disk-layouts.ts';
@@ -40,12 +41,15 @@ async function boot(args: string[], timeout = '120s') {
   return run;
 }
 
-/** Boots a file as a plain disk with SeaBIOS, whatever it looks like (tskit run qemu treats an ISO as a CD). */
-function bootAsBiosDisk(path: string, timeoutMs = 120_000): Promise<{ok: boolean; console: string; seconds: number}> {
+/** Boots a file as a plain disk (SeaBIOS, or OVMF with `uefi`), whatever it looks like (tskit run qemu treats an ISO as a CD). */
+async function bootAsDisk(path: string, uefi = false, timeoutMs = 120_000): Promise<{ok: boolean; console: string; seconds: number}> {
+  const ovmf = uefi ? await findOvmf() : undefined;
+  if (uefi && !ovmf) throw new Error('OVMF.fd not found');
   return new Promise((resolve, reject) => {
     const started = Date.now();
     const qemu = spawn('qemu-system-x86_64', [
       '-machine', 'q35', '-accel', 'tcg', '-cpu', 'qemu64', '-m', '512', '-nodefaults', '-display', 'none', '-no-reboot', '-nic', 'none',
+      ...(ovmf ? ['-bios', ovmf] : []),
       '-serial', 'stdio', '-drive', `if=none,id=d,format=raw,snapshot=on,file=${path}`, '-device', 'virtio-blk-pci,drive=d,bootindex=0',
     ], {stdio: ['ignore', 'pipe', 'pipe']});
     let console = '';
@@ -93,8 +97,11 @@ describe('bootable formats from tskit build', () => {
     expect(run.stderr).toMatch(/UEFI|OVMF|uefi/);
   });
 
-  it('iso-efi boots with UEFI from the El Torito EFI image', async () => {
+  it('iso-efi boots with UEFI from the El Torito EFI image, and as a disk (its MBR\'s 0xEF partition)', async () => {
     await boot([join(out, 'hello-efi.iso')]);
+    const disk = await bootAsDisk(join(out, 'hello-efi.iso'), true);
+    expect(disk.ok, disk.console.slice(-2000)).toBe(true);
+    console.info(`[disk-boot] hello-efi.iso as a UEFI disk: HELLO-OK after ${disk.seconds.toFixed(1)} s`);
   });
 
   it('raw-bios boots with SeaBIOS through SYSLINUX', async () => {
@@ -103,7 +110,7 @@ describe('bootable formats from tskit build', () => {
 
   it('iso-bios boots with SeaBIOS from the CD (ISOLINUX) and as a disk (isohybrid)', async () => {
     await boot([join(out, 'hello.iso')]);
-    const disk = await bootAsBiosDisk(join(out, 'hello.iso'));
+    const disk = await bootAsDisk(join(out, 'hello.iso'));
     expect(disk.ok, disk.console.slice(-2000)).toBe(true);
     console.info(`[disk-boot] hello.iso as a BIOS disk: HELLO-OK after ${disk.seconds.toFixed(1)} s`);
   });

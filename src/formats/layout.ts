@@ -180,14 +180,16 @@ export function bootIso(payload: BootPayload, loader: BootloaderFiles, options: 
   const seed = seedOf(payload, ['iso', options.boot, options.mtime]);
   if (options.boot === 'efi') {
     const files = [...efiFiles(payload, loader), ...payloadFiles(payload)];
-    const type: FatType = 16;
+    let type: FatType = 16;
     let fatSize: number;
     try {
       fatSize = fatSizeFor(files, type, 64 * 1024);
     } catch {
-      fatSize = fatSizeFor(files, 32, 64 * 1024);
+      type = 32;
+      fatSize = fatSizeFor(files, type, 64 * 1024);
     }
-    const volume = fatVolume({size: fatSize, files, volumeId: u32(seed, 'fat-volume-id'), label: 'EFIBOOT', mtime: options.mtime});
+    // the volume must be laid out as the type it was sized for (left free, a size may fit FAT32 too)
+    const volume = fatVolume({size: fatSize, type, files, volumeId: u32(seed, 'fat-volume-id'), label: 'EFIBOOT', mtime: options.mtime});
     const imagePath = 'BOOT/EFIBOOT.IMG';
     const virtualSectors = fatSize / SECTOR;
     const layout = isoLayout({

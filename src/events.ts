@@ -15,6 +15,8 @@ export type TskitEvent =
   | {type: 'matched'; instance: string; pattern: string; line: string}
   | {type: 'verdict'; instance: string; verdict: Verdict; exitCode: number; reason: string; index?: number}
   /** With --count > 1, after every instance's verdict and teardown: the cluster passes when at least `minPass` instances did. */
+  /** `tskit test`: one per run of the manifest (a test for one image, provider and count), after its teardown. */
+  | {type: 'test.result'; test: string; provider: string; image: string; count: number; passed: number; minPass: number; exitCode: number; reason: string; runId?: string; durationMs: number}
   | {type: 'cluster.verdict'; runId: string; verdict: 'passed' | 'failed' | 'interrupted'; passed: number; count: number; minPass: number; exitCode: number; reason: string}
   | {type: 'instance.destroyed'; instance: string; provider: string}
   | {type: 'resource.created'; provider: string; kind: string; id: string; runId?: string}

@@ -27,6 +27,10 @@ export interface RendererOptions {
   names?: readonly string[];
   /** Colour each instance's prefix (a terminal without NO_COLOR). */
   colour?: boolean;
+  /** Prefix lines even with one instance (several runs share the screen: `tskit test`). */
+  alwaysPrefix?: boolean;
+  /** False: consoles go only to files (--console-dir), not to stdout. */
+  showConsole?: boolean;
   /** Also write every event as NDJSON here (--json-file), whatever goes to stdout. */
   jsonFile?: string;
 }
@@ -49,7 +53,7 @@ export function createConsoleRenderer(options: RendererOptions): ConsoleRenderer
   const partial = new Map<string, {decoder: TextDecoder; tail: string}>();
   const expected = options.names ?? [];
   const width = Math.max(0, ...expected.map((n) => n.length));
-  const several = (): boolean => instances.length > 1 || expected.length > 1;
+  const several = (): boolean => instances.length > 1 || expected.length > 1 || Boolean(options.alwaysPrefix);
   const jsonFd = options.jsonFile ? openSync(options.jsonFile, 'w') : undefined;
 
   const prefix = (name: string): string => {
@@ -105,6 +109,8 @@ export function createConsoleRenderer(options: RendererOptions): ConsoleRenderer
       case 'verdict':
         remark(`${several() ? `${event.instance}: ` : ''}${event.reason}${event.exitCode === 0 ? '' : ` (exit ${event.exitCode})`}`);
         break;
+      case 'test.result':
+        break;
       case 'cluster.verdict':
         remark(`cluster ${event.verdict}: ${event.reason}${event.exitCode === 0 ? '' : ` (exit ${event.exitCode})`}`);
         break;
@@ -121,7 +127,7 @@ export function createConsoleRenderer(options: RendererOptions): ConsoleRenderer
     if (fd !== undefined) writeSync(fd, chunk);
     const dirFd = dirFileFor(instance.name);
     if (dirFd !== undefined) writeSync(dirFd, chunk);
-    if (options.json) return;
+    if (options.json || options.showConsole === false) return;
     if (!several()) {
       stdout.write(chunk);
       return;

@@ -54,6 +54,8 @@ export interface SessionOptions<RunOpts> {
   minPass?: number;
   /** Default: a new one (src/run/run-id.ts). */
   runId?: string;
+  /** Base of the instances' names (NAME, or NAME-0, NAME-1... in a cluster); default: the provider's choice (qemu: the image's name). */
+  name?: string;
   /** Where the run journal goes (default: the tskit state dir). */
   stateDir?: string;
   /** What the journal says started the run ("run qemu"). */
@@ -149,7 +151,7 @@ export async function runSession<RunOpts>(options: SessionOptions<RunOpts>): Pro
   const timeout = new AbortController();
   const timer = options.timeoutMs === undefined ? undefined : setTimeout(() => timeout.abort(new SessionTimeout(options.timeoutMs!)), options.timeoutMs);
   const runSignal = AbortSignal.any([userStop, timeout.signal]);
-  const slots: Slot[] = Array.from({length: count}, (_, index) => ({index, name: slotName(options.image, index, count), watches: []}));
+  const slots: Slot[] = Array.from({length: count}, (_, index) => ({index, name: options.name ? (count > 1 ? `${options.name}-${index}` : options.name) : slotName(options.image, index, count), watches: []}));
   const watches = (): InstanceWatch<RunOpts>[] => slots.flatMap((s) => s.watches as InstanceWatch<RunOpts>[]);
   let network: ClusterNetwork | undefined;
 
@@ -187,7 +189,8 @@ export async function runSession<RunOpts>(options: SessionOptions<RunOpts>): Pro
       const context: RunContext = {
         runId,
         journal,
-        ...(count > 1 ? {name: slot.name, cluster: {index: slot.index, size: count, ...(network ? {network} : {})}} : {}),
+        ...(count > 1 || options.name ? {name: slot.name} : {}),
+        ...(count > 1 ? {cluster: {index: slot.index, size: count, ...(network ? {network} : {})}} : {}),
         ...(options.userData === undefined ? {} : {userData: options.userData}),
       };
       slot.askedAt = Date.now();

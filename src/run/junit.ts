@@ -19,8 +19,10 @@ export interface JunitCase {
   status: 'passed' | 'failure' | 'error';
   verdict: Verdict;
   message: string;
-  /** The console's end, for the failure text (last lines) and system-out (all of it). */
+  /** The console's end, for system-out. */
   console: string;
+  /** The console's end when the verdict fell, for the failure text (its last lines). */
+  consoleAtVerdict: string;
 }
 
 export interface JunitSuite {
@@ -52,6 +54,7 @@ export function junitSuite(result: SessionResult, options: {name: string; classn
       verdict: o.verdict,
       message: o.reason,
       console: o.consoleTail,
+      consoleAtVerdict: o.consoleAtVerdict,
     })),
   };
 }
@@ -63,7 +66,7 @@ export function junitErrorSuite(options: {name: string; classname: string; caseN
     timestamp: options.startedAt,
     timeSeconds: (Date.now() - options.startedAt.getTime()) / 1000,
     properties: options.properties ?? {},
-    cases: [{name: options.caseName, classname: options.classname, timeSeconds: 0, status: 'error', verdict: options.verdict ?? 'provider-error', message: options.message, console: ''}],
+    cases: [{name: options.caseName, classname: options.classname, timeSeconds: 0, status: 'error', verdict: options.verdict ?? 'provider-error', message: options.message, console: '', consoleAtVerdict: ''}],
   };
 }
 
@@ -88,8 +91,8 @@ export function junitXml(suites: readonly JunitSuite[], name = 'tskit'): string 
       out.push(`    <testcase name="${attr(c.name)}" classname="${attr(c.classname)}" time="${seconds(c.timeSeconds)}">`);
       const consoleText = cleanConsole(c.console);
       if (c.status !== 'passed') {
-        const lastLines = consoleText.split('\n').slice(-FAILURE_LINES - 1).join('\n').trimEnd();
-        const body = `${c.message}${lastLines ? `\n\nlast console lines:\n${lastLines}` : ''}`;
+        const lastLines = cleanConsole(c.consoleAtVerdict).split('\n').slice(-FAILURE_LINES - 1).join('\n').trimEnd();
+        const body = `${c.message}${lastLines ? `\n\nlast console lines before the verdict:\n${lastLines}` : ''}`;
         out.push(`      <${c.status} message="${attr(c.message)}" type="${attr(c.verdict)}">${text(body)}</${c.status}>`);
       }
       if (consoleText) out.push(`      <system-out>${text(consoleText)}</system-out>`);

@@ -77,8 +77,10 @@ export interface InstanceOutcome {
   reason: string;
   /** From asking the provider for it to its verdict. */
   durationMs: number;
-  /** The end of its console, as text (escapes kept). */
+  /** The end of its console until its teardown, as text (escapes kept). */
   consoleTail: string;
+  /** The end of its console when its verdict fell (what led to a failure). */
+  consoleAtVerdict: string;
 }
 
 export interface SessionResult {
@@ -168,7 +170,7 @@ export async function runSession<RunOpts>(options: SessionOptions<RunOpts>): Pro
   timeout.signal.addEventListener('abort', onStop, {once: true});
 
   const decideSlot = (slot: Slot, verdict: Verdict, exitCode: number, reason: string): void => {
-    slot.outcome = {index: slot.index, name: slot.name, verdict, exitCode, reason, durationMs: slot.askedAt === undefined ? 0 : Date.now() - slot.askedAt, consoleTail: '', order: decisionCounter++};
+    slot.outcome = {index: slot.index, name: slot.name, verdict, exitCode, reason, durationMs: slot.askedAt === undefined ? 0 : Date.now() - slot.askedAt, consoleTail: '', consoleAtVerdict: '', order: decisionCounter++};
     emit({type: 'verdict', instance: slot.name, verdict, exitCode, reason, ...(count > 1 ? {index: slot.index} : {})});
   };
 
@@ -338,7 +340,7 @@ class InstanceWatch<RunOpts> {
     if (this.decidedOutcome) return;
     this.emitConsole(true);
     const cluster = (this.options.count ?? 1) > 1;
-    this.decidedOutcome = {index: this.index, name: this.instance.name, instance: this.instance, verdict, exitCode, reason, durationMs: Date.now() - this.askedAt, consoleTail: this.consoleTail(), order: decisionCounter++};
+    this.decidedOutcome = {index: this.index, name: this.instance.name, instance: this.instance, verdict, exitCode, reason, durationMs: Date.now() - this.askedAt, consoleTail: this.consoleTail(), consoleAtVerdict: this.consoleTail(8192), order: decisionCounter++};
     clearTimeout(this.quietTimer);
     if (this.panic) clearTimeout(this.panic.timer);
     this.options.emit({type: 'verdict', instance: this.instance.name, verdict, exitCode, reason, ...(cluster ? {index: this.index} : {})});
@@ -372,8 +374,7 @@ class InstanceWatch<RunOpts> {
     return this.teardownDone;
   }
 
-  private consoleTail(): string {
-    const limit = this.options.consoleTailChars ?? 65_536;
+  private consoleTail(limit = this.options.consoleTailChars ?? 65_536): string {
     const text = this.tail + this.pendingText;
     return text.length > limit ? text.slice(-limit) : text;
   }

@@ -8,11 +8,17 @@ import {assemble, resolveImages} from './assemble.ts';
 import {generatedMtime} from './entry.ts';
 import {type Artifact, type BuildFormat, type OutputTarget, writeFormat} from './outputs.ts';
 import {StagedFiles} from './staged-files.ts';
+import {DEFAULT_BOOTLOADER_IMAGE, loadBootloaderFiles} from './bootloader.ts';
+import {checkDiskOptions, DiskOutputs, isDiskFormat, type DiskFormat} from './disk-outputs.ts';
+import type {BootloaderFiles} from '../formats/bootloader.ts';
+import type {BootMode} from '../formats/layout.ts';
 
 export interface BuildRequest {
   config: MobyConfig;
-  formats: BuildFormat[];
+  formats: Array<BuildFormat | DiskFormat>;
   target: OutputTarget;
+  /** For bootable formats (raw-efi, iso-bios, vhd...): --boot, --size, --data-size, --bootloader-image. */
+  disk?: {boot?: BootMode; size?: number; dataSize?: number; bootloaderImage?: string};
   source: ImageSource;
   /** For `volumes:` with `format: oci` (the image cache). */
   layouts?: LayoutSource;
@@ -29,7 +35,22 @@ export interface BuildRequest {
 
 export async function build(request: BuildRequest): Promise<Artifact[]> {
   const mtime = generatedMtime();
+  const diskFormats = request.formats.filter(isDiskFormat);
+  if (diskFormats.length > 0) checkDiskOptions(diskFormats, request.disk ?? {});
   const images = await resolveImages(request.config, {source: request.source, platform: request.platform, ...(request.layouts ? {layouts: request.layouts} : {})});
+  // The bootloader image resolves with the others, so a missing one fails before anything is written.
+  const bootloaderRef = request.disk?.bootloaderImage ?? request.config.bootloader?.image ?? DEFAULT_BOOTLOADER_IMAGE;
+  const bootloaderImage = diskFormats.length > 0 ? await request.source.resolve(bootloaderRef, request.platform) : undefined;
+  let bootloaderFiles: Promise<BootloaderFiles> | undefined;
+  const disks = bootloaderImage
+    ? new DiskOutputs({
+        ...(request.disk?.boot ? {boot: request.disk.boot} : {}),
+        ...(request.disk?.size !== undefined ? {size: request.disk.size} : {}),
+        ...(request.disk?.dataSize ? {dataSize: request.disk.dataSize} : {}),
+        mtime,
+        bootloader: () => (bootloaderFiles ??= loadBootloaderFiles(request.source, bootloaderImage, mtime)),
+      })
+    : undefined;
   request.signal?.throwIfAborted();
   if (!request.target.file) await mkdir(request.target.dir, {recursive: true});
   const staged = new StagedFiles();
@@ -47,7 +68,8 @@ export async function build(request: BuildRequest): Promise<Artifact[]> {
         metadata: request.metadata,
         ...(request.where ? {where: request.where} : {}),
       });
-      artifacts.push(...(await writeFormat(format, entries, request.target, {staged, emit: request.emit, ...(request.signal ? {signal: request.signal} : {})})));
+      const ctx = {staged, emit: request.emit, ...(request.signal ? {signal: request.signal} : {})};
+      artifacts.push(...(isDiskFormat(format) ? await disks!.write(format, entries, request.target, ctx) : await writeFormat(format, entries, request.target, ctx)));
       request.signal?.throwIfAborted();
     }
     await staged.commit();

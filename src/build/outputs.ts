@@ -1,10 +1,12 @@
 // The build outputs LinuxKit names tar, kernel+initrd and tar-kernel-initrd, each written
-// from the assembled entry stream under staged names and renamed together at the end.
+// from the assembled entry stream under staged names and renamed together at the end
+// (bootable disk and ISO formats: disk-outputs.ts).
 import {createReadStream} from 'node:fs';
 import {join} from 'node:path';
 import {TskitError} from '../errors.ts';
 import type {Emit} from '../events.ts';
 import {writeBytes, type Written} from './byte-sink.ts';
+import type {DiskFormat} from './disk-outputs.ts';
 import {writeCpio} from './cpio.ts';
 import {drain, generatedMtime, type Entry} from './entry.ts';
 import {StagedFiles} from './staged-files.ts';
@@ -36,7 +38,7 @@ export function outputPaths(format: BuildFormat, target: OutputTarget): string[]
 
 export interface Artifact {
   path: string;
-  format: BuildFormat;
+  format: BuildFormat | DiskFormat;
   size: number;
   sha256: string;
 }
@@ -72,7 +74,7 @@ async function writeTarOutput(entries: AsyncIterable<Entry>, target: OutputTarge
   return [{path, format: 'tar', ...written}];
 }
 
-interface KernelInitrdParts {
+export interface KernelInitrdParts {
   kernel: Written & {path: string};
   initrd: Written & {path: string};
   cmdline: Written & {path: string};
@@ -83,7 +85,7 @@ interface KernelInitrdParts {
  * Splits boot/kernel, boot/cmdline and boot/ucode.cpio out of the stream (into the paths
  * given) and writes everything else, boot/ itself included, as a gzip'd newc cpio.
  */
-async function splitKernelInitrd(
+export async function splitKernelInitrd(
   entries: AsyncIterable<Entry>,
   paths: {kernel: string; initrd: string; cmdline: string; ucode: string},
   ctx: WriteContext,

@@ -2,6 +2,10 @@ import {resolve, basename, extname} from 'node:path';
 import {Args, Flags} from '@oclif/core';
 import {build} from '../build/build.ts';
 import {BUILD_FORMATS, type BuildFormat} from '../build/outputs.ts';
+import {DEFAULT_BOOTLOADER_IMAGE} from '../build/bootloader.ts';
+import {DISK_FORMATS, type DiskFormat} from '../build/disk-outputs.ts';
+import {BOOT_MODES, type BootMode} from '../formats/layout.ts';
+import {parseSize} from '../run/size.ts';
 import {loadConfig} from '../config/load.ts';
 import {renderMetadata, type MetadataFormat} from '../config/metadata.ts';
 import {formatProblem} from '../config/problems.ts';
@@ -18,17 +22,27 @@ export default class Build extends TskitCommand {
 filesystem as LinuxKit does, and writes each requested format. Several files merge in LinuxKit's order. Outputs \
 appear together when the build succeeds; a failed or interrupted build leaves none behind.
 
-Formats: tar (NAME.tar), kernel+initrd (NAME-kernel, NAME-initrd.img, NAME-cmdline), tar-kernel-initrd (NAME-initrd.tar).`;
+Formats: tar (NAME.tar), kernel+initrd (NAME-kernel, NAME-initrd.img, NAME-cmdline), tar-kernel-initrd (NAME-initrd.tar); \
+bootable: raw-efi (NAME-efi.img), raw-bios (NAME-bios.img), iso-efi (NAME-efi.iso), iso-bios (NAME.iso), qcow2-efi \
+(NAME-efi.qcow2), qcow2-bios (NAME.qcow2), vhd (NAME.vhd), dynamic-vhd (NAME-dynamic.vhd), vhdx (NAME.vhdx), vmdk \
+(NAME.vmdk), gcp (NAME.img.tar.gz), aws (NAME.raw). Bootable formats take their boot loaders from the bootloader image \
+(--bootloader-image, or the YAML's tskit extension \`bootloader: {image: REF}\`, default ${DEFAULT_BOOTLOADER_IMAGE}).`;
   static override examples = [
     '<%= config.bin %> build --format kernel+initrd --name hello --dir out templates/hello.yml',
     '<%= config.bin %> build -f tar -f kernel+initrd base.yml extras.yml',
     'cat hello.yml | <%= config.bin %> build --name hello -',
     '<%= config.bin %> build --mirror localhost:5000=http://127.0.0.1:5001 templates/hello.yml',
+    '<%= config.bin %> build -f raw-efi -f iso-bios templates/hello.yml',
+    '<%= config.bin %> build -f aws --size 2G --data-size 1G templates/hello.yml',
   ];
   static override args = {files: Args.string({description: 'YAML files (paths, - for stdin, or https URLs)', required: true})};
   static override strict = false;
   static override flags = {
-    format: Flags.string({char: 'f', multiple: true, multipleNonGreedy: true, options: [...BUILD_FORMATS], description: 'output format (repeatable)', default: ['kernel+initrd']}),
+    format: Flags.string({char: 'f', multiple: true, multipleNonGreedy: true, options: [...BUILD_FORMATS, ...DISK_FORMATS], description: 'output format (repeatable)', default: ['kernel+initrd']}),
+    boot: Flags.string({options: BOOT_MODES, description: 'firmware a disk format boots with: efi, bios or hybrid (both); default: the format\'s own (hybrid for vhd, dynamic-vhd, vhdx, vmdk, gcp, aws)'}),
+    size: Flags.string({description: 'virtual size of disk formats (e.g. 2G; plain numbers are MiB); default: the smallest that fits, rounded as the target requires'}),
+    'data-size': Flags.string({description: 'add an empty data partition of this size after the boot partition (disk formats)'}),
+    'bootloader-image': Flags.string({description: `OCI image with the boot loaders for bootable formats (default: the YAML's bootloader.image, else ${DEFAULT_BOOTLOADER_IMAGE})`}),
     name: Flags.string({description: 'name of the outputs (default: the first file\'s name without extension)'}),
     dir: Flags.string({description: 'directory for the outputs', default: '.'}),
     output: Flags.string({char: 'o', description: 'write the single output to this file (- for stdout; tar only)'}),
@@ -43,7 +57,7 @@ Formats: tar (NAME.tar), kernel+initrd (NAME-kernel, NAME-initrd.img, NAME-cmdli
   async run(): Promise<void> {
     const {flags, argv} = await this.parse(Build);
     const files = argv as string[];
-    const formats = [...new Set(flags.format)] as BuildFormat[];
+    const formats = [...new Set(flags.format)] as Array<BuildFormat | DiskFormat>;
     if (flags.output && (formats.length !== 1 || (flags.output === '-' && formats[0] !== 'tar'))) {
       throw new TskitError('--output takes exactly one format, and - (stdout) only with --format tar');
     }
@@ -70,6 +84,12 @@ Formats: tar (NAME.tar), kernel+initrd (NAME-kernel, NAME-initrd.img, NAME-cmdli
       const artifacts = await build({
         config: loaded.config,
         formats,
+        disk: {
+          ...(flags.boot ? {boot: flags.boot as BootMode} : {}),
+          ...(flags.size ? {size: parseSize(flags.size, '--size')} : {}),
+          ...(flags['data-size'] ? {dataSize: parseSize(flags['data-size'], '--data-size')} : {}),
+          ...(flags['bootloader-image'] ? {bootloaderImage: flags['bootloader-image']} : {}),
+        },
         target: {dir: resolve(flags.dir), name, ...(flags.output ? {file: flags.output === '-' ? '-' : resolve(flags.output)} : {})},
         source: cache,
         layouts: cacheLayoutSource(cache),

@@ -79,6 +79,8 @@ export function mergeConfigs(trees: SourceTree[]): MergedConfig {
         }
       }
     }
+    // tskit's bootloader extension: the last file that names an image wins, as kernel fields do
+    if (c.bootloader?.image) config.bootloader = {image: c.bootloader.image};
     for (const key of LIST_KEYS) {
       const items = c[key] as unknown[] | undefined;
       if (!items) continue;

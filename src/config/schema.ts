@@ -166,6 +166,8 @@ export const mobySchema: Schema = obj({
     }),
   ),
   volumes: arr(obj({name: str, image: str, readonly: bool, format: {type: 'enum', values: ['oci', 'filesystem']}, platforms: strings})),
+  // tskit extension (LinuxKit has no such key): the image bootable disk and ISO layouts take their boot loaders from
+  bootloader: obj({image: str}),
 });
 
 export type Path = Array<string | number>;

@@ -136,6 +136,7 @@ export function semanticProblems(config: MobyConfig, positionOf: PositionOf, fal
 
   // kernel and init
   if (config.kernel?.image) checkRef(config.kernel.image, ['kernel', 'image']);
+  if (config.bootloader?.image) checkRef(config.bootloader.image, ['bootloader', 'image']);
   config.init?.forEach((ref, i) => checkRef(ref, ['init', i]));
 
   // volumes: names unique across every merged file (see merge.ts for LinuxKit's lookup bug)

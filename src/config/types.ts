@@ -139,8 +139,14 @@ export interface ImageEntry extends ImageConfigFields {
 
 export type Section = 'onboot' | 'onshutdown' | 'services';
 
+/** tskit's extension: where bootable layouts get their boot loaders (docs/formats.md). */
+export interface BootloaderConfig {
+  image?: string;
+}
+
 export interface MobyConfig {
   kernel?: KernelConfig;
+  bootloader?: BootloaderConfig;
   init?: string[];
   onboot?: ImageEntry[];
   onshutdown?: ImageEntry[];

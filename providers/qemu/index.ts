@@ -17,6 +17,7 @@ import {ClusterSwitch} from './cluster-switch.ts';
 import {clusterAddress, clusterMac, cmdlineWords, MAX_CLUSTER_SIZE, NAT_MAC, CLUSTER_SUBNET, seedFiles, type GuestMetadata} from './guest-metadata.ts';
 import {defaultCpuModel, kernelCmdline, qemuArgs, type QemuPlan} from './args.ts';
 import {prepareDisks} from './disks.ts';
+import {writeSeedVolume} from './seed-volume.ts';
 import {findOvmf, ovmfAdvice} from './firmware.ts';
 import {bootableFormats, resolveImage} from './image.ts';
 import {probeKvm} from './kvm-probe.ts';
@@ -211,7 +212,10 @@ export class QemuProvider implements Provider<unknown, QemuRunOptions> {
     await mkdir(seedDir);
     const files = seedFiles(meta, context.userData);
     for (const [file, content] of Object.entries(files)) await writeFile(join(seedDir, file), content, {mode: 0o600});
+    const seedImage = join(tempDir, 'seed.img');
+    await writeSeedVolume(seedImage, {...files}, Math.floor(Date.now() / 1000));
     const plan: Partial<QemuPlan> = {
+      seedImage,
       fwCfg: [
         {name: 'opt/tskit/metadata.json', file: join(seedDir, 'tskit.json')},
         {name: 'opt/tskit/user-data', file: join(seedDir, 'user-data')},

@@ -1,5 +1,6 @@
 // Two VMs of one cluster find each other: each reads its address and its peers' from the
-// metadata tskit gives it (here the kernel command line, readable by any container), an
+// metadata tskit gives it (here the kernel command line, readable by any container; the
+// NoCloud seed volume is mounted and read too), an
 // onboot container with `net: host` puts the address on the NIC with the MAC it was told, and
 // a busybox nc service sends a message from VM 1 to VM 0 over the cluster's shared segment;
 // VM 0 prints what it received. No NAT NIC (--networking none): the only way between them is
@@ -21,6 +22,21 @@ init:
   - localhost:5000/tskit/init:1
   - localhost:5000/tskit/runc:1
 onboot:
+  - name: seed
+    image: localhost:5000/tskit/busybox:1
+    readonly: true
+    capabilities: [CAP_SYS_ADMIN]
+    binds: ["/dev:/dev"]
+    devices:
+      - path: all
+        type: b
+    tmpfs: ["/mnt"]
+    # iocharset: the fixture kernel has nls_utf8 but not Debian's default nls_ascii
+    command:
+      - /bin/sh
+      - -c
+      - |
+        dev=$(findfs LABEL=CIDATA) && mount -t vfat -o ro,iocharset=utf8 "$dev" /mnt && echo "seed: $(grep local-hostname /mnt/meta-data) $(grep -c addresses /mnt/network-config)"
   - name: netconf
     image: localhost:5000/tskit/busybox:1
     net: host
@@ -81,6 +97,9 @@ describe('a cluster network', () => {
     expect(r.code, `${r.stderr}\n${r.stdout.slice(-3000)}`).toBe(0);
     const first = await readFile(join(consoles, 'pair-0.log'), 'utf8');
     const second = await readFile(join(consoles, 'pair-1.log'), 'utf8');
+    // the NoCloud seed volume (FAT32, CIDATA) is found by its label and read in the guest
+    expect(first).toMatch(/^seed: local-hostname: pair-0 1\r?$/m);
+    expect(second).toMatch(/^seed: local-hostname: pair-1 1\r?$/m);
     expect(first).toMatch(/^netconf: eth0 10\.77\.0\.10\/24\r?$/m);
     expect(second).toMatch(/^netconf: eth0 10\.77\.0\.11\/24\r?$/m);
     expect(second).toMatch(/^EXCHANGE-OK sent to 10\.77\.0\.10\r?$/m);

@@ -151,6 +151,8 @@ export interface JournalFile {
   live: Resource[];
   /** True while the process that wrote it still runs (then it is not gc's to touch). */
   ownerAlive: boolean;
+  /** The file does not end with a newline (its writer was killed mid-line): appends start a new line. */
+  torn: boolean;
 }
 
 /** Every journal under the state dir (none when the directory does not exist). */
@@ -189,13 +191,17 @@ export async function parseJournal(path: string, runId: string, text: string): P
       live.set(key(line.resource), {...known, ...line.resource});
     } else if (line.op === 'forget') live.delete(key(line.resource));
   }
-  return {path, runId: header?.runId ?? runId, ...(header ? {header} : {}), live: [...live.values()], ownerAlive: header ? await ownerAlive(header.owner) : false};
+  return {path, runId: header?.runId ?? runId, ...(header ? {header} : {}), live: [...live.values()], ownerAlive: header ? await ownerAlive(header.owner) : false, torn: text !== '' && !text.endsWith('\n')};
 }
 
 /** Appends `forget` lines to another run's journal (gc), and removes it when nothing is left live. */
 export async function forgetInJournal(file: JournalFile, resources: readonly Resource[]): Promise<void> {
   const handle = await open(file.path, 'a');
   try {
+    if (file.torn) {
+      await handle.appendFile('\n');
+      file.torn = false;
+    }
     for (const r of resources) {
       await handle.appendFile(`${JSON.stringify({op: 'forget', time: new Date().toISOString(), resource: {provider: r.provider, kind: r.kind, id: r.id}})}\n`);
     }

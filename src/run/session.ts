@@ -1,11 +1,15 @@
 // The run loop every `tskit run <provider>` command shares: start instances through a
-// Provider, stream their consoles, match markers, decide a verdict per instance, and tear
-// everything down however the run ends (marker, guest exit, timeout, Ctrl-C, error).
+// Provider (one, or a cluster of --count N sharing a network), stream their consoles, match
+// markers, decide a verdict per instance and for the cluster, and tear everything down however
+// the run ends (marker, guest exit, timeout, Ctrl-C, error). Every resource is journalled
+// (src/run/run-journal.ts) before it is created and forgotten once removed, so `tskit gc` can
+// clean up after a tskit that was killed outright.
 //
 // Verdicts come from the first of: a --fail-on or panic line (1), a --wait-for line (0), the
 // instance stopping on its own (poweroff 0, anything else 1, provider failure 125), the
-// timeout (124), an interruption (128+n). An instance is destroyed as soon as it has its
-// verdict, so a matched marker stops its VM at once.
+// timeout (124), an interruption (128+n). Instances are destroyed once every instance has its
+// verdict (members of a cluster may serve each other after their own marker), the cluster
+// network after them.
 import type {Emit, Verdict} from '../events.ts';
 import {TskitError} from '../errors.ts';
 import {instanceResource, type ClusterNetwork, type ImageRef, type Instance, type InstanceEnd, type Provider, type Resource, type RunContext} from '../provider.ts';

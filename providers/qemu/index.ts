@@ -21,11 +21,11 @@ import {writeSeedVolume} from './seed-volume.ts';
 import {findOvmf, ovmfAdvice} from './firmware.ts';
 import {bootableFormats, resolveImage} from './image.ts';
 import {probeKvm} from './kvm-probe.ts';
-import type {QemuRunOptions} from './options.ts';
+import {clusterConflict, type QemuRunOptions} from './options.ts';
 import {QemuProcess} from './process.ts';
 
 export type {QemuRunOptions} from './options.ts';
-export {parseDiskSpec, parsePublish, qemuRunOptions, type QemuOptionWords} from './options.ts';
+export {clusterConflict, parseDiskSpec, parsePublish, qemuRunOptions, type QemuOptionWords} from './options.ts';
 
 const idPattern = /^tskit-qemu-[A-Za-z0-9]{6}$/;
 const networkIdPattern = /^tskit-qemu-net-[A-Za-z0-9]{6}$/;
@@ -169,8 +169,10 @@ export class QemuProvider implements Provider<unknown, QemuRunOptions> {
    * A segment the cluster's VMs share (each VM's second NIC), with static addresses: member i
    * is 10.77.0.(10+i)/24. Journalled before its directory exists; `destroy` removes it.
    */
-  async createClusterNetwork(size: number, _options: QemuRunOptions, emit: Emit, signal: AbortSignal, context: Omit<RunContext, 'cluster' | 'name'>): Promise<ClusterNetwork> {
+  async createClusterNetwork(size: number, options: QemuRunOptions, emit: Emit, signal: AbortSignal, context: Omit<RunContext, 'cluster' | 'name'>): Promise<ClusterNetwork> {
     if (size > MAX_CLUSTER_SIZE) throw new TskitError(`qemu: a cluster network holds at most ${MAX_CLUSTER_SIZE} instances, not ${size}`, {exitCode: 2});
+    const conflict = clusterConflict(options, size);
+    if (conflict) throw new TskitError(`qemu: ${conflict}`, {exitCode: 2});
     signal.throwIfAborted();
     const {id, tempDir} = await createTempDir('tskit-qemu-net-', async (candidate, dir) => {
       await context.journal.record({provider: this.name, kind: 'network', id: candidate, detail: {dir}});
@@ -293,14 +295,16 @@ export class QemuProvider implements Provider<unknown, QemuRunOptions> {
     const running = await runningTskitQemus();
     const names = new Set<string>(running.filter((p) => p.orphaned).map((p) => p.id));
     const busy = new Set(running.filter((p) => !p.orphaned).map((p) => p.id));
+    const processStarted = new Map(running.flatMap((p) => (p.started ? [[p.id, p.started] as const] : [])));
     const entries = await readdir(tmpdir()).catch(() => [] as string[]);
     for (const entry of entries) {
       if (idPattern.test(entry) && !busy.has(entry)) names.add(entry);
     }
     for (const id of names) {
       if (live.has(id)) continue;
-      const created = await stat(join(tmpdir(), id)).then((s) => s.mtime, () => undefined);
-      if (filter.olderThan && created && created > filter.olderThan) continue;
+      // The temp dir's time, else (another TMPDIR) the orphaned process's start.
+      const created = (await stat(join(tmpdir(), id)).then((s) => s.mtime, () => undefined)) ?? processStarted.get(id);
+      if (filter.olderThan && (!created || created > filter.olderThan)) continue;
       yield {provider: this.name, kind: 'instance', id, ...(created ? {createdAt: created.toISOString()} : {})};
     }
     for (const id of entries.filter((e) => networkIdPattern.test(e))) {
@@ -442,6 +446,8 @@ interface TskitQemu {
   id: string;
   /** Its tskit is gone (re-parented away from it). */
   orphaned: boolean;
+  /** When the process started (from /proc/PID/stat and the boot time), if known. */
+  started?: Date;
 }
 
 async function runningTskitQemus(): Promise<TskitQemu[]> {
@@ -455,9 +461,17 @@ async function runningTskitQemus(): Promise<TskitQemu[]> {
     const status = await readFile(`/proc/${entry}/status`, 'utf8').catch(() => '');
     const ppid = Number(/^PPid:\s+(\d+)/m.exec(status)?.[1] ?? 0);
     const parent = ppid > 1 ? await readFile(`/proc/${ppid}/cmdline`, 'utf8').catch(() => '') : '';
-    found.push({pid: Number(entry), id, orphaned: ppid <= 1 || !/node|tskit/.test(parent)});
+    found.push({pid: Number(entry), id, orphaned: ppid <= 1 || !/node|tskit/.test(parent), ...(await processStart(Number(entry)).then((started) => (started ? {started} : {})))});
   }
   return found;
+}
+
+/** A process's start time: boot time (/proc/stat btime) plus its start in clock ticks (USER_HZ, 100 on Linux). */
+async function processStart(pid: number): Promise<Date | undefined> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  const ticks = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+  const btime = Number(/^btime (\d+)$/m.exec(await readFile('/proc/stat', 'utf8').catch(() => ''))?.[1]);
+  return Number.isFinite(ticks) && btime > 0 ? new Date((btime + ticks / 100) * 1000) : undefined;
 }
 
 async function qemuPidsFor(id: string): Promise<number[]> {

@@ -129,3 +129,15 @@ export function qemuRunOptions(words: QemuOptionWords, prefix = '--'): QemuRunOp
     ...(words.format ? {format: words.format} : {}),
   };
 }
+
+/**
+ * What cannot be shared by several VMs of one cluster: a host port forwarded by each (only the
+ * first could bind it) and a named disk file attached to each (they would corrupt it).
+ */
+export function clusterConflict(options: QemuRunOptions, count: number): string | undefined {
+  if (count <= 1) return undefined;
+  if ((options.publish ?? []).length > 0) return `--publish forwards one host port, and ${count} VMs cannot all have it: publish from a single VM (--count 1), or reach the VMs over the cluster network`;
+  const named = (options.disks ?? []).find((d) => d.file);
+  if (named) return `--disk file=${named.file} would be attached to all ${count} VMs at once; give cluster VMs temporary disks (--disk size=...)`;
+  return undefined;
+}

@@ -1,7 +1,8 @@
 // `tskit run qemu PATH`: flags in, events out. The run loop is src/run/session.ts, the VM is
 // providers/qemu; this file only translates flags and renders.
 import {Args, Flags} from '@oclif/core';
-import {qemuProvider, qemuRunOptions, type QemuRunOptions} from '../../../providers/qemu/index.ts';
+import {clusterConflict, qemuProvider, qemuRunOptions, type QemuRunOptions} from '../../../providers/qemu/index.ts';
+import {TskitError} from '../../errors.ts';
 import {parseDuration} from '../../run/duration.ts';
 import {compileMarker} from '../../run/markers.ts';
 import {createConsoleRenderer, type ConsoleRenderer} from '../../cli/console-render.ts';
@@ -84,6 +85,8 @@ With --count N, N VMs boot together as a cluster: each console is prefixed with 
         networking: flags.networking,
         format: flags.format,
       });
+      const conflict = clusterConflict(runOptions, cluster.count);
+      if (conflict) throw new TskitError(conflict, {exitCode: 2});
       await prepareClusterOutputs(flags);
       const render = createConsoleRenderer({
         json: flags.json,

@@ -9,6 +9,7 @@ import {join} from 'node:path';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import {ClusterSwitch} from '../../../providers/qemu/cluster-switch.ts';
 import {cmdlineWords, seedFiles, type GuestMetadata} from '../../../providers/qemu/guest-metadata.ts';
+import {clusterConflict, qemuRunOptions} from '../../../providers/qemu/options.ts';
 import {ConfigError} from '../../../src/config/problems.ts';
 import {junitErrorSuite, junitSuite, junitXml} from '../../../src/run/junit.ts';
 import type {SessionResult} from '../../../src/run/session.ts';
@@ -127,6 +128,13 @@ describe('guest metadata', () => {
     expect(userData.tskit.entries.peers!.content).toBe('10.77.0.10\n10.77.0.11\n10.77.0.12\n');
     expect(JSON.parse(files['tskit.json'])).toEqual({v: 1, runId: meta.runId, name: 'hello-1', index: 1, count: 3, network: meta.network});
     expect(seedFiles(meta, '#cloud-config\n')['user-data']).toBe('#cloud-config\n');
+  });
+
+  it('refuses what several VMs cannot share: a published host port, a named disk file', () => {
+    expect(clusterConflict(qemuRunOptions({publish: ['8080:80']}), 1)).toBeUndefined();
+    expect(clusterConflict(qemuRunOptions({publish: ['8080:80']}), 2)).toMatch(/--publish forwards one host port, and 2 VMs cannot all have it/);
+    expect(clusterConflict(qemuRunOptions({disk: ['file=data.qcow2']}), 3)).toMatch(/--disk file=data.qcow2 would be attached to all 3 VMs/);
+    expect(clusterConflict(qemuRunOptions({disk: ['size=1G']}), 3)).toBeUndefined();
   });
 
   it('goes on the kernel command line, without the peers when they would not fit', () => {

@@ -2,7 +2,7 @@
 // (with what consoles throw at it: escapes, control bytes, markup), the `tskit test` manifest
 // (expansion, defaults, every problem at its line and column), the guest metadata, and the
 // cluster switch forwarding real frames between Unix-socket ports.
-import {mkdtemp, rm, writeFile} from 'node:fs/promises';
+import {mkdir, mkdtemp, readFile, rm, writeFile} from 'node:fs/promises';
 import {connect, type Socket} from 'node:net';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
@@ -10,6 +10,8 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import {ClusterSwitch} from '../../../providers/qemu/cluster-switch.ts';
 import {cmdlineWords, seedFiles, type GuestMetadata} from '../../../providers/qemu/guest-metadata.ts';
 import {clusterConflict, qemuRunOptions} from '../../../providers/qemu/options.ts';
+import {useColour} from '../../../src/cli/cluster-flags.ts';
+import {createConsoleRenderer} from '../../../src/cli/console-render.ts';
 import {ConfigError} from '../../../src/config/problems.ts';
 import {junitErrorSuite, junitSuite, junitXml} from '../../../src/run/junit.ts';
 import type {SessionResult} from '../../../src/run/session.ts';
@@ -194,5 +196,31 @@ describe('ClusterSwitch', () => {
     expect(sw.portCount).toBe(2);
     for (const p of [a, b, c]) p!.socket.destroy();
     await sw.close();
+  });
+});
+
+describe('cluster consoles', () => {
+  it('prefix every line from the first byte with padded names, a stable colour each, a file each, and NDJSON to a file', async () => {
+    const out: string[] = [];
+    const consoles = join(dir, 'consoles');
+    await mkdir(consoles);
+    const r = createConsoleRenderer({json: false, stdout: {write: (c) => out.push(String(c))}, stderr: {write: () => true}, names: ['web-0', 'web-1', 'web-10'], colour: true, consoleDir: consoles, jsonFile: join(dir, 'events.ndjson')});
+    const vm = (name: string) => ({provider: 'qemu', id: name, name});
+    // web-0's console starts before web-1 exists: prefixed all the same
+    r.emit({type: 'instance.created', instance: 'web-0', provider: 'qemu', runId: 'r', index: 0});
+    r.onConsole(vm('web-0'), Buffer.from('booting\nhalf'));
+    r.emit({type: 'instance.created', instance: 'web-1', provider: 'qemu', runId: 'r', index: 1});
+    r.onConsole(vm('web-1'), Buffer.from('up\n'));
+    r.onConsole(vm('web-0'), Buffer.from(' line\n'));
+    r.emit({type: 'cluster.verdict', runId: 'r', verdict: 'passed', passed: 2, count: 2, minPass: 2, exitCode: 0, reason: '2 of 2 passed'});
+    r.close();
+    expect(out.join('')).toBe('\x1b[36mweb-0 | \x1b[0mbooting\n\x1b[33mweb-1 | \x1b[0mup\n\x1b[36mweb-0 | \x1b[0mhalf line\n');
+    expect(await readFile(join(consoles, 'web-0.log'), 'utf8')).toBe('booting\nhalf line\n');
+    const events = (await readFile(join(dir, 'events.ndjson'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as {type: string; v: number});
+    expect(events.map((e) => [e.v, e.type])).toEqual([[1, 'instance.created'], [1, 'instance.created'], [1, 'cluster.verdict']]);
+    expect(useColour({}, true)).toBe(true);
+    expect(useColour({NO_COLOR: '1'}, true)).toBe(false);
+    expect(useColour({}, false)).toBe(false);
+    expect(useColour({FORCE_COLOR: '1'}, false)).toBe(true);
   });
 });

@@ -95,7 +95,7 @@ export function clusterTable(bench: ClusterBench, runs: number): string[][] {
     ['plain qemu, 1 VM, to HELLO-OK', `${bench.plainOne.toFixed(2)} s`, '', `median of ${runs}, TCG, -m ${MEM}`],
     ...bench.rows.flatMap((r) => [
       [`plain qemu, ${r.size} VM(s) at once, to every HELLO-OK`, `${r.plainParallel.toFixed(2)} s`, '', `${(r.plainParallel / bench.plainOne).toFixed(2)}x one VM`],
-      [`tskit run qemu --count ${r.size}, to every HELLO-OK`, `${r.tskit.toFixed(2)} s`, '', `+${(r.tskit - r.plainParallel).toFixed(2)} s over plain qemu x${r.size}`],
+      [`tskit run qemu --count ${r.size}, to every HELLO-OK`, `${r.tskit.toFixed(2)} s`, '', `${r.tskit >= r.plainParallel ? '+' : ''}${(r.tskit - r.plainParallel).toFixed(2)} s over plain qemu x${r.size}`],
     ]),
   ];
 }

@@ -2,7 +2,8 @@
 // as the reference it is compared with, printed as a table and written to bench/results.json.
 // Not a test: nothing here passes or fails, it reports.
 //
-//   node bench/run.ts [--runs N] [--big-gib N] [--only startup,build,big,boot]
+//   node bench/run.ts [--runs N] [--big-gib N] [--only startup,build,big,boot,cluster]
+// (cluster, bench/cluster.ts, takes minutes: it runs only when --only names it)
 import {spawn} from 'node:child_process';
 import {createHash, randomBytes} from 'node:crypto';
 import {createWriteStream} from 'node:fs';
@@ -13,6 +14,7 @@ import {pipeline} from 'node:stream/promises';
 import {Readable} from 'node:stream';
 import {parseArgs} from 'node:util';
 import {writeTar} from '../src/build/tar/writer.ts';
+import {benchCluster, clusterTable} from './cluster.ts';
 import {startFixtureRegistry} from '../test/fixtures/fixture-registry.ts';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -239,6 +241,14 @@ try {
     results.boot = {plainQemu: median(plain), tskitRunQemu: median(viaTskit), plainRuns: plain, tskitRuns: viaTskit};
     row('boot hello to HELLO-OK: plain qemu', `${median(plain).toFixed(2)} s`, '', `median of ${RUNS}, TCG`);
     row('boot hello to HELLO-OK: tskit run qemu', `${median(viaTskit).toFixed(2)} s`, '', `+${(median(viaTskit) - median(plain)).toFixed(2)} s over plain qemu`);
+  }
+
+  if (ONLY.has('cluster')) {
+    const cache = join(work, 'cluster-cache');
+    await tskit(['build', '--mirror', mirror, '--dir', join(work, 'cluster'), '--name', 'hello', hello], cache);
+    const bench = await benchCluster(join(work, 'cluster', 'hello'), RUNS, [1, 2, 4], log);
+    results.cluster = bench;
+    for (const r of clusterTable(bench, RUNS)) row(...r);
   }
 
   results.linuxkit = LINUXKIT

@@ -9,6 +9,7 @@ packages=(
   busybox-static runc libseccomp2 kmod cpio           # fixture userland, kernel module tooling
   skopeo umoci                                        # independent OCI tools the tests compare against
   openssl apache2-utils                               # registry auth test peers (token certs, htpasswd)
+  libxml2-utils                                       # xmllint: JUnit reports checked against an XML Schema
   dosfstools mtools fdisk gdisk genisoimage xorriso   # disk layout peers (fsck.fat, mdir, sfdisk, sgdisk, isoinfo); fixture boot loaders
 )
 missing=()

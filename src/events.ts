@@ -9,10 +9,15 @@ export type TskitEvent =
   | {type: 'image.resolved'; ref: string; digest: string; platform: string; fromCache: boolean}
   | {type: 'blob.fetched'; ref: string; digest: string; size: number}
   | {type: 'artifact.written'; path: string; format: string; size: number; sha256: string}
-  | {type: 'instance.created'; instance: string; provider: string; detail?: Record<string, unknown>}
+  /** `runId` names the run in the journal and cloud tags; `index` is the instance's place in a cluster (--count > 1). */
+  | {type: 'instance.created'; instance: string; provider: string; runId?: string; index?: number; detail?: Record<string, unknown>}
   | {type: 'console'; instance: string; data: string}
   | {type: 'matched'; instance: string; pattern: string; line: string}
-  | {type: 'verdict'; instance: string; verdict: Verdict; exitCode: number; reason: string}
+  | {type: 'verdict'; instance: string; verdict: Verdict; exitCode: number; reason: string; index?: number}
+  /** With --count > 1, after every instance's verdict and teardown: the cluster passes when at least `minPass` instances did. */
+  /** `tskit test`: one per run of the manifest (a test for one image, provider and count), after its teardown. */
+  | {type: 'test.result'; test: string; provider: string; image: string; count: number; passed: number; minPass: number; exitCode: number; reason: string; runId?: string; durationMs: number}
+  | {type: 'cluster.verdict'; runId: string; verdict: 'passed' | 'failed' | 'interrupted'; passed: number; count: number; minPass: number; exitCode: number; reason: string}
   | {type: 'instance.destroyed'; instance: string; provider: string}
   | {type: 'resource.created'; provider: string; kind: string; id: string; runId?: string}
   | {type: 'resource.destroyed'; provider: string; kind: string; id: string; runId?: string};

@@ -32,6 +32,49 @@ export interface Resource {
   id: string;
   runId?: string;
   createdAt?: string;
+  /** What `destroy` needs beyond the id to find it again from another process (qemu: its temp dir, pid). */
+  detail?: Record<string, unknown>;
+}
+
+/**
+ * The run journal as providers see it (src/run/run-journal.ts): an append-only, fsync'd record
+ * of what a run created, so `tskit gc` can remove it after tskit itself was killed.
+ */
+export interface ResourceJournal {
+  /** Call BEFORE creating the resource (a crash between the two leaves an entry gc finds gone: fine). */
+  record(resource: Resource): Promise<void>;
+  /** Adds what was learnt on creation (a pid, a cloud id); same provider, kind and id. */
+  update(resource: Resource): Promise<void>;
+  /** Call after a confirmed delete. Whoever called `destroy` forgets what it passed. */
+  forget(resource: Resource): Promise<void>;
+}
+
+/** The shared network of a cluster, from `Provider.createClusterNetwork`. */
+export interface ClusterNetwork extends Resource {
+  kind: 'network';
+  /** Each member's address on it, by index, in CIDR form (10.77.0.10/24). */
+  addresses: string[];
+}
+
+/** Where an instance stands in its cluster (`tskit run --count N`). */
+export interface ClusterMember {
+  /** 0-based, stable: instance names end in it and the guest is told it. */
+  index: number;
+  size: number;
+  /** Absent when the provider has no cluster network (members find each other some other way). */
+  network?: ClusterNetwork;
+}
+
+/** What the run loop tells `Provider.run` beyond the image and the provider's own options. */
+export interface RunContext {
+  /** Tag or label everything created with it (clouds: `tskit:run-id`). */
+  runId: string;
+  journal: ResourceJournal;
+  /** The name to give the instance (console prefix, JUnit test case); the provider picks one when absent. */
+  name?: string;
+  cluster?: ClusterMember;
+  /** User data for the guest (cloud-init / LinuxKit metadata); the provider adds its own metadata beside it. */
+  userData?: string;
 }
 
 export interface PushedImage extends ImageRef {
@@ -73,9 +116,17 @@ export interface Provider<PushOpts = unknown, RunOpts = unknown> {
   push(artifact: Artifact, opts: PushOpts, emit: Emit): Promise<PushedImage>;
   /**
    * Starts instances and returns as soon as they exist (not when they have booted). When the
-   * signal aborts mid-way, removes what it already created and throws.
+   * signal aborts mid-way, removes what it already created and throws. With a context, every
+   * resource is recorded in `context.journal` before it is created; the run loop calls `run`
+   * once per cluster member.
    */
-  run(image: ImageRef, opts: RunOpts, emit: Emit, signal: AbortSignal): Promise<Instance[]>;
+  run(image: ImageRef, opts: RunOpts, emit: Emit, signal: AbortSignal, context?: RunContext): Promise<Instance[]>;
+  /**
+   * Optional: creates the network a cluster's members share (journalled like any resource),
+   * before any member starts; `destroy` removes it after the members. Members get it in
+   * `context.cluster.network`.
+   */
+  createClusterNetwork?(size: number, opts: RunOpts, emit: Emit, signal: AbortSignal, context: Omit<RunContext, 'cluster' | 'name'>): Promise<ClusterNetwork>;
   /**
    * The instance's serial console, live, until it stops or the signal aborts. One reader per
    * instance: the stream starts at the first byte the guest wrote and is not replayed.

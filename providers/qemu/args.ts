@@ -21,6 +21,14 @@ export interface QemuPlan {
   disks: readonly PreparedDisk[];
   networking: 'none' | 'user';
   publish: readonly PortForward[];
+  /** The user-mode NIC's MAC (qemu's default when absent). */
+  natMac?: string;
+  /** A second NIC on the cluster's shared segment (providers/qemu/cluster-switch.ts). */
+  clusterNic?: {socket: string; mac: string};
+  /** Files handed to the guest through fw_cfg (names start with opt/). */
+  fwCfg?: readonly {name: string; file: string}[];
+  /** A read-only NoCloud `cidata` volume, attached as a virtio disk (found by its label). */
+  seedImage?: string;
 }
 
 /** qemu's option syntax: a comma inside a value is written twice. */
@@ -75,10 +83,18 @@ export function qemuArgs(plan: QemuPlan): string[] {
   for (const [i, disk] of plan.disks.entries()) {
     args.push('-drive', `if=none,id=disk${i},format=${disk.format},file=${optionValue(disk.path)}`, '-device', `virtio-blk-pci,drive=disk${i}`);
   }
+  if (plan.seedImage) {
+    args.push('-drive', `if=none,id=seed,format=raw,readonly=on,file=${optionValue(plan.seedImage)}`, '-device', 'virtio-blk-pci,drive=seed');
+  }
   if (plan.networking === 'user') {
     const forwards = plan.publish.map((p) => `,hostfwd=${p.protocol}:${p.hostAddress}:${p.hostPort}-:${p.guestPort}`).join('');
     // romfile= (empty): no iPXE option ROM; tskit never network-boots.
-    args.push('-netdev', `user,id=net0${forwards}`, '-device', 'virtio-net-pci,netdev=net0,romfile=');
+    args.push('-netdev', `user,id=net0${forwards}`, '-device', `virtio-net-pci,netdev=net0,romfile=${plan.natMac ? `,mac=${plan.natMac}` : ''}`);
   }
+  // After the NAT NIC, so it is the second interface (eth1) when both are there.
+  if (plan.clusterNic) {
+    args.push('-netdev', `stream,id=cluster0,server=off,addr.type=unix,addr.path=${optionValue(plan.clusterNic.socket)}`, '-device', `virtio-net-pci,netdev=cluster0,romfile=,mac=${plan.clusterNic.mac}`);
+  }
+  for (const entry of plan.fwCfg ?? []) args.push('-fw_cfg', `name=${entry.name},file=${optionValue(entry.file)}`);
   return args;
 }

@@ -1,7 +1,7 @@
 // What `tskit run qemu` can be asked for, and the parsers for the flag syntaxes it shares
 // with LinuxKit (`--disk file=...,size=...,format=...`, `--publish 8080:80/tcp`).
 import {TskitError} from '../../src/errors.ts';
-import {parseSize} from '../../src/run/size.ts';
+import {parseSize, parseSizeMiB} from '../../src/run/size.ts';
 
 export type Accel = 'auto' | 'kvm' | 'tcg';
 export type Networking = 'none' | 'user';
@@ -90,4 +90,54 @@ export function parsePublish(text: string): PortForward {
   }
   const address = m[1] === 'localhost' ? '127.0.0.1' : (m[1] ?? '');
   return {protocol: (m[4] as 'tcp' | 'udp' | undefined) ?? 'tcp', hostAddress: address, hostPort, guestPort};
+}
+
+/** qemu's run options as words (flags, or a `tskit test` manifest's `qemu:` block) before parsing. */
+export interface QemuOptionWords {
+  accel?: string;
+  cpus?: number;
+  'cpu-model'?: string;
+  /** MiB, or with a unit (512, 2G). */
+  mem?: string | number;
+  disk?: readonly string[];
+  publish?: readonly string[];
+  uefi?: boolean;
+  firmware?: string;
+  cmdline?: string;
+  networking?: string;
+  format?: string;
+}
+
+/** The one translation of those words into QemuRunOptions (TskitError naming the word when one is wrong). */
+export function qemuRunOptions(words: QemuOptionWords, prefix = '--'): QemuRunOptions {
+  const accel = words.accel ?? 'auto';
+  if (!['auto', 'kvm', 'tcg'].includes(accel)) throw new TskitError(`${prefix}accel: expected auto, kvm or tcg, not "${accel}"`, {exitCode: 2});
+  const networking = words.networking;
+  if (networking !== undefined && networking !== 'user' && networking !== 'none') throw new TskitError(`${prefix}networking: expected user or none, not "${networking}"`, {exitCode: 2});
+  if (words.cpus !== undefined && (!Number.isInteger(words.cpus) || words.cpus < 1)) throw new TskitError(`${prefix}cpus: expected a whole number of at least 1, not ${words.cpus}`, {exitCode: 2});
+  return {
+    accel: accel as Accel,
+    cpus: words.cpus ?? 1,
+    ...(words['cpu-model'] ? {cpuModel: words['cpu-model']} : {}),
+    memMiB: parseSizeMiB(String(words.mem ?? '1024'), `${prefix}mem`),
+    disks: (words.disk ?? []).map(parseDiskSpec),
+    publish: (words.publish ?? []).map(parsePublish),
+    ...(words.uefi === undefined ? {} : {uefi: words.uefi}),
+    ...(words.firmware ? {firmware: words.firmware} : {}),
+    ...(words.cmdline ? {cmdline: words.cmdline} : {}),
+    ...(networking ? {networking} : {}),
+    ...(words.format ? {format: words.format} : {}),
+  };
+}
+
+/**
+ * What cannot be shared by several VMs of one cluster: a host port forwarded by each (only the
+ * first could bind it) and a named disk file attached to each (they would corrupt it).
+ */
+export function clusterConflict(options: QemuRunOptions, count: number): string | undefined {
+  if (count <= 1) return undefined;
+  if ((options.publish ?? []).length > 0) return `--publish forwards one host port, and ${count} VMs cannot all have it: publish from a single VM (--count 1), or reach the VMs over the cluster network`;
+  const named = (options.disks ?? []).find((d) => d.file);
+  if (named) return `--disk file=${named.file} would be attached to all ${count} VMs at once; give cluster VMs temporary disks (--disk size=...)`;
+  return undefined;
 }

@@ -1,9 +1,12 @@
 // One running qemu: started in its own process group (a terminal's Ctrl-C reaches tskit, which
 // then stops qemu in order) and, through setpriv, with a parent-death signal, so qemu cannot
 // outlive a tskit that was killed outright. Reports how it ended from QMP's SHUTDOWN reason.
-import {spawn, type ChildProcess} from 'node:child_process';
-import {accessSync, constants} from 'node:fs';
+import {execFile, spawn, type ChildProcess} from 'node:child_process';
+import {accessSync, closeSync, constants, openSync, unlinkSync} from 'node:fs';
+import {Socket} from 'node:net';
+import {join} from 'node:path';
 import type {Readable} from 'node:stream';
+import {promisify} from 'node:util';
 import type {Emit} from '../../src/events.ts';
 import {TskitError} from '../../src/errors.ts';
 import type {InstanceEnd} from '../../src/provider.ts';
@@ -16,6 +19,8 @@ export interface StartOptions {
   signal?: AbortSignal;
   /** How long qemu may take to answer on QMP (default 15 s). */
   startTimeoutMs?: number;
+  /** A private directory for the console FIFO (see consolePipe); without it, Node's socketpair. */
+  consoleDir?: string;
 }
 
 export interface StopOptions {
@@ -47,10 +52,10 @@ export class QemuProcess {
   private exited = false;
   private stderrTail = '';
 
-  private constructor(child: ChildProcess, emit: Emit) {
+  private constructor(child: ChildProcess, emit: Emit, console: Readable) {
     this.child = child;
     this.pid = child.pid!;
-    this.console = child.stdout!;
+    this.console = console;
     this.qmp = new QmpClient(child.stdio[3] as unknown as import('node:net').Socket);
     this.qmp.onEvent((event) => {
       if (event.event === 'SHUTDOWN') this.shutdownReason = String(event.data?.reason ?? 'unknown');
@@ -77,13 +82,18 @@ export class QemuProcess {
     const {binary, args, emit, signal} = options;
     const [command, argv] = setprivPath ? [setprivPath, ['--pdeathsig', 'KILL', '--', binary, ...args]] : [binary, [...args]];
     emit({type: 'log', level: 'debug', message: `starting ${[binary, ...args].map(shellQuote).join(' ')}`});
-    const child = spawn(command, argv, {stdio: ['pipe', 'pipe', 'pipe', 'pipe'], detached: true});
+    const pipe = options.consoleDir ? await consolePipe(options.consoleDir) : undefined;
+    const child = spawn(command, argv, {stdio: ['pipe', pipe?.writeFd ?? 'pipe', 'pipe', 'pipe'], detached: true});
     const spawned = await new Promise<Error | undefined>((resolve) => {
       child.once('spawn', () => resolve(undefined));
       child.once('error', resolve);
     });
-    if (spawned) throw new TskitError(`cannot start ${binary}: ${spawned.message}`, {exitCode: 125});
-    const vm = new QemuProcess(child, emit);
+    if (pipe) closeSync(pipe.writeFd);
+    if (spawned) {
+      pipe?.reader.destroy();
+      throw new TskitError(`cannot start ${binary}: ${spawned.message}`, {exitCode: 125});
+    }
+    const vm = new QemuProcess(child, emit, pipe?.reader ?? child.stdout!);
     const timeoutMs = options.startTimeoutMs ?? 15_000;
     let timer: NodeJS.Timeout | undefined;
     let onAbort: (() => void) | undefined;
@@ -181,6 +191,33 @@ export class QemuProcess {
     if (this.stopRequested) return {state: 'stopped', detail: 'stopped by tskit'};
     if (signal) return {state: 'error', detail: `qemu was killed by ${signal}${stderr ? `: ${stderr}` : ''}`};
     return {state: 'error', detail: `qemu exited with status ${code}${stderr ? `: ${stderr}` : ' without saying why'}`};
+  }
+}
+
+const execFileP = promisify(execFile);
+
+/**
+ * A real pipe (a FIFO, unlinked once both ends are open) for qemu's serial output. Node's
+ * 'pipe' stdio is a Unix socketpair, where every one-byte write the emulated UART makes costs
+ * a whole socket buffer (~1 KiB of accounting): a reader busy for a moment (several VMs
+ * starting) lets a few hundred bytes fill it, qemu's serial gives up after four retries and
+ * the guest's bytes are lost (measured: "PREEMPT_DYNAMIC" lost 11 characters). A pipe holds
+ * 64 KiB of them.
+ */
+async function consolePipe(dir: string): Promise<{reader: Socket; writeFd: number} | undefined> {
+  const path = join(dir, 'console.fifo');
+  try {
+    await execFileP('mkfifo', ['-m', '600', path]);
+  } catch {
+    return undefined;
+  }
+  try {
+    // The read end first and non-blocking, so opening the write end does not wait.
+    const readFd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    const writeFd = openSync(path, constants.O_WRONLY);
+    return {reader: new Socket({fd: readFd, readable: true, writable: false}), writeFd};
+  } finally {
+    unlinkSync(path);
   }
 }
 

@@ -1,26 +1,30 @@
 // `tskit run qemu PATH`: flags in, events out. The run loop is src/run/session.ts, the VM is
 // providers/qemu; this file only translates flags and renders.
 import {Args, Flags} from '@oclif/core';
-import {parseDiskSpec, parsePublish, qemuProvider, type QemuRunOptions} from '../../../providers/qemu/index.ts';
+import {clusterConflict, qemuProvider, qemuRunOptions, type QemuRunOptions} from '../../../providers/qemu/index.ts';
+import {TskitError} from '../../errors.ts';
 import {parseDuration} from '../../run/duration.ts';
 import {compileMarker} from '../../run/markers.ts';
 import {createConsoleRenderer, type ConsoleRenderer} from '../../cli/console-render.ts';
 import {TskitCommand} from '../../cli/command.ts';
-import {runSession} from '../../run/session.ts';
+import {clusterFlags, clusterSessionOptions, prepareClusterOutputs, useColour, writeJunitReport} from '../../cli/cluster-flags.ts';
+import {runSession, slotName} from '../../run/session.ts';
 import {trapInterrupts} from '../../run/signals.ts';
-import {parseSizeMiB} from '../../run/size.ts';
 
 export default class RunQemu extends TskitCommand {
   static override summary = 'Boot an image in a local qemu and stream its serial console';
 
   static override description = `PATH is a kernel+initrd prefix (out/hello for out/hello-kernel, out/hello-initrd.img and out/hello-cmdline), a directory holding one, or a disk image (.img/.raw, .qcow2, .vhd, .vhdx, .vmdk, .iso as a CD).
 
-The console goes to stdout as it comes. The run ends when a --wait-for pattern matches (exit 0), a --fail-on pattern or a kernel panic shows (1), the guest powers off (0; 1 if --wait-for was given and never matched), resets (1), --timeout passes (124), qemu fails (125), or on Ctrl-C/SIGTERM (130/143; a second Ctrl-C kills qemu at once). The VM and every temp file are gone when tskit exits.`;
+The console goes to stdout as it comes. The run ends when a --wait-for pattern matches (exit 0), a --fail-on pattern or a kernel panic shows (1), the guest powers off (0; 1 if --wait-for was given and never matched), resets (1), --timeout passes (124), qemu fails (125), or on Ctrl-C/SIGTERM (130/143; a second Ctrl-C kills qemu at once). The VM and every temp file are gone when tskit exits.
+
+With --count N, N VMs boot together as a cluster: each console is prefixed with its name (IMAGE-0, IMAGE-1, ...), each VM gets its own verdict, and the run exits 0 only when all of them (or --min-pass K) passed. The VMs share a network (a second NIC; VM i is 10.77.0.(10+i)/24) and each is told its index and its peers' addresses (kernel command line tskit.*, fw_cfg opt/tskit/metadata.json, and a NoCloud seed). Everything a run creates is journalled first; \`tskit gc\` removes what a killed tskit left.`;
 
   static override examples = [
     '<%= config.bin %> run qemu out/hello',
     '<%= config.bin %> run qemu out/hello --wait-for "^TESTS PASSED" --fail-on "FAIL" --timeout 5m',
     '<%= config.bin %> run qemu out/web-efi.qcow2 --uefi --publish 8080:80 --disk size=2G',
+    '<%= config.bin %> run qemu out/hello --count 3 --wait-for "suite PASSED" --fail-on "FAIL|Kernel panic" --timeout 5m --junit out/junit.xml',
   ];
 
   static override args = {
@@ -45,6 +49,7 @@ The console goes to stdout as it comes. The run ends when a --wait-for pattern m
     'console-file': Flags.string({description: 'also write the raw console to this file'}),
     json: Flags.boolean({description: 'print NDJSON events (console, matched, verdict, ...) on stdout instead of the console'}),
     verbose: Flags.boolean({char: 'v', description: 'also report the qemu command line, accelerator choice and lifecycle on stderr'}),
+    ...clusterFlags,
   };
 
   async run(): Promise<void> {
@@ -61,32 +66,56 @@ The console goes to stdout as it comes. The run ends when a --wait-for pattern m
         interrupts.raise('SIGPIPE');
       });
       const stdout = {write: (chunk: string | Uint8Array) => stdoutGone || process.stdout.write(chunk)};
-      renderer = createConsoleRenderer({json: flags.json, stdout, stderr: process.stderr, verbose: flags.verbose, consoleFile: flags['console-file']});
-      const runOptions: QemuRunOptions = {
-        accel: flags.accel as QemuRunOptions['accel'],
+      const cluster = await clusterSessionOptions(flags);
+      const image = {provider: 'qemu', id: args.path};
+      const names = Array.from({length: cluster.count}, (_, i) => slotName(image, i, cluster.count));
+      const waitFor = (flags['wait-for'] ?? []).map((s) => compileMarker(s, '--wait-for'));
+      const failOn = (flags['fail-on'] ?? []).map((s) => compileMarker(s, '--fail-on'));
+      const timeoutMs = flags.timeout ? parseDuration(flags.timeout, '--timeout') : undefined;
+      const runOptions: QemuRunOptions = qemuRunOptions({
+        accel: flags.accel,
         cpus: flags.cpus,
-        ...(flags['cpu-model'] ? {cpuModel: flags['cpu-model']} : {}),
-        memMiB: parseSizeMiB(flags.mem, '--mem'),
-        disks: (flags.disk ?? []).map(parseDiskSpec),
-        publish: (flags.publish ?? []).map(parsePublish),
-        ...(flags.uefi === undefined ? {} : {uefi: flags.uefi}),
-        ...(flags.firmware ? {firmware: flags.firmware} : {}),
-        ...(flags.cmdline ? {cmdline: flags.cmdline} : {}),
-        ...(flags.networking ? {networking: flags.networking as 'user' | 'none'} : {}),
-        ...(flags.format ? {format: flags.format} : {}),
-      };
-      const result = await runSession({
+        'cpu-model': flags['cpu-model'],
+        mem: flags.mem,
+        disk: flags.disk ?? [],
+        publish: flags.publish ?? [],
+        uefi: flags.uefi,
+        firmware: flags.firmware,
+        cmdline: flags.cmdline,
+        networking: flags.networking,
+        format: flags.format,
+      });
+      const conflict = clusterConflict(runOptions, cluster.count);
+      if (conflict) throw new TskitError(conflict, {exitCode: 2});
+      await prepareClusterOutputs(flags);
+      const render = createConsoleRenderer({
+        json: flags.json,
+        stdout,
+        stderr: process.stderr,
+        verbose: flags.verbose,
+        consoleFile: flags['console-file'],
+        ...(flags['console-dir'] ? {consoleDir: flags['console-dir']} : {}),
+        ...(flags['json-file'] ? {jsonFile: flags['json-file']} : {}),
+        ...(cluster.count > 1 ? {names} : {}),
+        colour: useColour(),
+      });
+      renderer = render;
+      const started = new Date();
+      const junit = {file: flags.junit, suite: `tskit run qemu ${args.path}`, classname: `tskit.qemu.${names[0]!.replace(/-0$/, '')}`};
+      const result = await writeJunitReport(junit, started, names[0]!, () => runSession({
         provider: qemuProvider,
-        image: {provider: 'qemu', id: args.path},
+        image,
         runOptions,
-        waitFor: (flags['wait-for'] ?? []).map((s) => compileMarker(s, '--wait-for')),
-        failOn: (flags['fail-on'] ?? []).map((s) => compileMarker(s, '--fail-on')),
-        ...(flags.timeout ? {timeoutMs: parseDuration(flags.timeout, '--timeout')} : {}),
-        emit: renderer.emit,
-        onConsole: renderer.onConsole,
+        ...cluster,
+        command: 'run qemu',
+        waitFor,
+        failOn,
+        ...(timeoutMs === undefined ? {} : {timeoutMs}),
+        emit: render.emit,
+        onConsole: render.onConsole,
         signal: interrupts.stop,
         hurry: interrupts.hurry,
-      });
+      }));
       // Without instances there was no verdict event to say why (interrupted or timed out while starting).
       if (result.outcomes.length === 0 && !flags.json) process.stderr.write(`tskit: ${result.reason}\n`);
       process.exitCode = result.exitCode;

@@ -66,6 +66,7 @@ describe('fixture registry (test/global-setup.ts)', () => {
     expect(inject('tskitMirror')).toBe(`localhost:5000=http://${registry}`);
     expect(inject('tskitRegistryUrl')).toBe(`http://${registry}`);
     expect(fixtures.images.map((image) => image.ref).sort()).toEqual([
+      'tskit/bootloader:1',
       'tskit/busybox:1',
       'tskit/init:1',
       'tskit/kernel:6.1',

@@ -21,7 +21,7 @@ export interface ImportOptions {
   journal: AwsJournal;
   emit: Emit;
   signal?: AbortSignal;
-  /** First poll interval; it grows to 15 s. */
+  /** First poll interval (default 1 s); it grows to 15 s. */
   pollMs?: number;
   timeoutMs?: number;
 }
@@ -52,7 +52,7 @@ export async function importSnapshot(options: ImportOptions): Promise<string> {
   emit({type: 'resource.created', provider: 'aws', kind: 'import-snapshot-task', id: taskId});
 
   const deadline = Date.now() + (options.timeoutMs ?? 2 * 3600_000);
-  let interval = options.pollMs ?? 2000;
+  let interval = options.pollMs ?? 1000;
   let lastMessage = '';
   for (;;) {
     await sleep(interval, signal);

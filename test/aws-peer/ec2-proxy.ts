@@ -149,6 +149,12 @@ function patchItems(xml: string, container: string, patch: (item: string) => str
   return out + xml.slice(at);
 }
 
+/** The body is forwarded whole with a content-length: the client's chunked framing is gone. */
+function withoutChunking(headers: IncomingMessage['headers']): IncomingMessage['headers'] {
+  const {'transfer-encoding': _te, ...rest} = headers;
+  return rest;
+}
+
 async function readBody(req: IncomingMessage): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const chunk of req) chunks.push(chunk as Buffer);
@@ -174,7 +180,7 @@ export async function startEc2Proxy(options: Ec2ProxyOptions): Promise<Ec2Proxy>
 
   const forward = (req: IncomingMessage, body: Buffer): Promise<{status: number; headers: Record<string, string | string[]>; body: Buffer}> =>
     new Promise((resolve, reject) => {
-      const upstream = httpRequest({host: moto.hostname, port: moto.port, method: req.method, path: req.url, headers: {...req.headers, host: moto.host, 'content-length': String(body.length)}}, (res) => {
+      const upstream = httpRequest({host: moto.hostname, port: moto.port, method: req.method, path: req.url, headers: {...withoutChunking(req.headers), host: moto.host, 'content-length': String(body.length)}}, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => resolve({status: res.statusCode ?? 502, headers: res.headers as Record<string, string | string[]>, body: Buffer.concat(chunks)}));
@@ -185,7 +191,8 @@ export async function startEc2Proxy(options: Ec2ProxyOptions): Promise<Ec2Proxy>
     });
 
   const send = (res: ServerResponse, answer: {status: number; headers: Record<string, string | string[]>; body: Buffer}, body = answer.body): void => {
-    const headers: Record<string, string | string[]> = {...answer.headers, 'content-length': String(body.length)};
+    // A HEAD answer's content-length is the object's, not this (empty) body's.
+    const headers: Record<string, string | string[]> = res.req.method === 'HEAD' ? {...answer.headers} : {...answer.headers, 'content-length': String(body.length)};
     delete headers['transfer-encoding'];
     res.writeHead(answer.status, headers);
     res.end(body);

@@ -13,6 +13,8 @@ export interface FaultOptions {
   seed?: number;
   /** Only requests whose service (from the signature scope) is in this list are hurt (default: all). */
   services?: string[];
+  /** Milliseconds every forwarded request waits first (a slow link). */
+  delayMs?: number;
 }
 
 export interface FaultProxy {
@@ -34,6 +36,12 @@ function generator(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/** The body is forwarded whole with a content-length: the client's chunked framing is gone. */
+function withoutChunking(headers: IncomingMessage['headers']): IncomingMessage['headers'] {
+  const {'transfer-encoding': _te, ...rest} = headers;
+  return rest;
 }
 
 function serviceOf(req: IncomingMessage): string {
@@ -103,7 +111,11 @@ export async function startFaultProxy(options: FaultOptions): Promise<FaultProxy
       // The last share: forward, then lose the answer, but only for PUTs (idempotent writes).
       const loseAnswer = roll < 5 * share && req.method === 'PUT';
       const body = Buffer.concat(chunks);
-      const upstream = httpRequest({host: target.hostname, port: target.port, method: req.method, path: req.url, headers: {...req.headers, host: target.host, 'content-length': String(body.length)}}, (answer) => {
+      if (options.delayMs) setTimeout(() => forward(body, loseAnswer), options.delayMs);
+      else forward(body, loseAnswer);
+    });
+    const forward = (body: Buffer, loseAnswer: boolean): void => {
+      const upstream = httpRequest({host: target.hostname, port: target.port, method: req.method, path: req.url, headers: {...withoutChunking(req.headers), host: target.host, 'content-length': String(body.length)}}, (answer) => {
         if (loseAnswer) {
           stats.droppedAfter++;
           answer.resume();
@@ -115,7 +127,7 @@ export async function startFaultProxy(options: FaultOptions): Promise<FaultProxy
       });
       upstream.on('error', () => req.socket.destroy());
       upstream.end(body);
-    });
+    };
   });
   server.on('connection', (socket) => {
     sockets.add(socket);

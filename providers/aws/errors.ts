@@ -53,6 +53,10 @@ export function awsError(error: unknown, operation: string): Error {
   const e = (error ?? {}) as SdkError;
   const code = errorCode(error);
   const message = redact((e.message ?? String(error)).split('\n')[0]!.trim());
+  const profile = process.env.AWS_PROFILE;
+  if (profile && (code === 'CredentialsProviderError' || /Could not load credentials|profile/i.test(message))) {
+    return new TskitError(`AWS profile ${profile} was not found or has no credentials: check AWS_PROFILE against \`aws configure list-profiles\`, or sign in with \`aws sso login --profile ${profile}\``);
+  }
   if (code === 'CredentialsProviderError' || /Could not load credentials/i.test(message)) {
     return new TskitError('no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, choose a profile with AWS_PROFILE, or sign in with `aws sso login`');
   }

@@ -9,10 +9,12 @@ import {consoleStream, launch, newRunId, waitForEnd, type AwsRunOptions, type Wa
 import {noJournal, type AwsJournal, type AwsResource} from './journal.ts';
 import {pushToAws, type AwsPushOptions, type AwsPushResult} from './push.ts';
 import {destroyResource, listStrays, type ListFilter} from './resources.ts';
-import {createClients, type AwsClientOptions, type AwsClients} from './sdk.ts';
+import {retryPolicyFromEnv} from './retry.ts';
+import {createClients, isKnownRegion, type AwsClientOptions, type AwsClients} from './sdk.ts';
 import {UploadStateStore} from './upload-state.ts';
 
 export type {AwsPushOptions, AwsPushResult} from './push.ts';
+export {diskFileFormat} from './push.ts';
 export type {AwsRunOptions} from './instances.ts';
 export type {AwsJournal, AwsResource} from './journal.ts';
 export {FileJournal, noJournal, readJournals} from './journal.ts';
@@ -61,15 +63,24 @@ export class AwsProvider implements Provider<AwsPushOptions, AwsRunOptions> {
   /** Region known to EC2 and credentials that work, before anything is created. */
   async check(_opts?: unknown): Promise<void> {
     const clients = await this.clients(this.clientOptions.region);
-    if (!/^[a-z]{2}(-[a-z]+)+-\d+$/.test(clients.region)) throw new TskitError(`unknown AWS region ${JSON.stringify(clients.region)}: set AWS_REGION to one such as us-east-1`);
+    const region = clients.region;
+    if (!/^[a-z]{2}(-[a-z]+)+-\d+$/.test(region)) throw new TskitError(`unknown AWS region ${JSON.stringify(region)}: set AWS_REGION to one such as us-east-1`);
+    // A region this SDK does not know may still be new: ask it once, without the retry budget
+    // (a region that does not exist does not answer, or answers nonsense).
+    const known = await isKnownRegion(region);
+    const asked = known ? clients : await createClients({...this.clientOptions, region, retry: {...retryPolicyFromEnv(), maxAttempts: 1}});
     let regions: string[];
     try {
-      const answer = await clients.ec2.send(new clients.sdk.ec2.DescribeRegionsCommand({AllRegions: true}));
+      const answer = await asked.ec2.send(new asked.sdk.ec2.DescribeRegionsCommand({AllRegions: true}));
       regions = (answer.Regions ?? []).map((r) => r.RegionName ?? '');
     } catch (error) {
-      throw awsError(error, 'DescribeRegions');
+      const mapped = awsError(error, 'DescribeRegions');
+      if (known || /credentials|refused/i.test(mapped.message)) throw mapped;
+      throw new TskitError(`unknown AWS region ${region}: set AWS_REGION to one such as us-east-1 (${region} did not answer: ${mapped.message.replace(/^AWS /, '')})`);
+    } finally {
+      if (asked !== clients) asked.destroy();
     }
-    if (regions.length > 0 && !regions.includes(clients.region)) throw new TskitError(`unknown AWS region ${clients.region}: set AWS_REGION to one of ${regions.slice(0, 6).join(', ')}, ...`);
+    if (regions.length > 0 && !regions.includes(region)) throw new TskitError(`unknown AWS region ${region}: set AWS_REGION to one of ${regions.slice(0, 6).join(', ')}, ...`);
   }
 
   async push(artifact: Artifact, opts: AwsPushOptions, emit: Emit): Promise<PushedImage & {detail: AwsPushResult & Record<string, unknown>}> {

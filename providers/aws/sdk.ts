@@ -78,3 +78,9 @@ export async function createClients(options: AwsClientOptions = {}): Promise<Aws
     },
   };
 }
+
+/** Whether the SDK's partition data lists `region` (new regions may be missing from an older SDK). */
+export async function isKnownRegion(region: string): Promise<boolean> {
+  const {partition} = await import('@aws-sdk/core/client');
+  return 'description' in (partition(region) as object);
+}

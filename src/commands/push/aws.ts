@@ -1,6 +1,6 @@
 // `tskit push aws IMAGE_FILE`: flags in, an AMI id out. The work is providers/aws.
 import {Args, Flags} from '@oclif/core';
-import {AwsProvider, FileJournal, type AwsPushOptions} from '../../../providers/aws/index.ts';
+import {AwsProvider, diskFileFormat, FileJournal, type AwsPushOptions} from '../../../providers/aws/index.ts';
 import {TskitCommand} from '../../cli/command.ts';
 import {formatBytes, createProgressRenderer} from '../../cli/progress-render.ts';
 import {TskitError} from '../../errors.ts';
@@ -65,6 +65,8 @@ Credentials, region and endpoint come from the AWS SDK's standard settings: AWS_
         signal: interrupts.stop,
       };
       if (options.name !== undefined && (options.name.length < 3 || options.name.length > 128)) throw new TskitError('--name must be 3 to 128 characters (an AMI name)');
+      // The file first: a wrong file is known without asking AWS anything.
+      await diskFileFormat(args.file);
       await provider.check();
       const pushed = await provider.push({path: args.file, format: ''}, options, render.emit);
       const r = pushed.detail;

@@ -9,6 +9,7 @@ packages=(
   busybox-static runc libseccomp2 kmod cpio           # fixture userland, kernel module tooling
   skopeo umoci                                        # independent OCI tools the tests compare against
   openssl apache2-utils                               # registry auth test peers (token certs, htpasswd)
+  python3-pip gdisk dosfstools mtools                 # AWS peer (moto via pip); GPT/FAT disks for the boot-mode probe tests
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -19,4 +20,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# AWS test peer: moto's server (EC2, EBS direct APIs, S3). The tests put their own proxy in
+# front of it for what moto lacks (test/aws-peer/). Quiet and quick when already installed.
+if ! command -v moto_server >/dev/null 2>&1 || ! python3 -c 'import moto, flask, flask_cors' >/dev/null 2>&1; then
+  # Debian's own python3 refuses pip installs (PEP 668) unless told; a pyenv/venv python does not need telling.
+  python3 -m pip install --quiet --disable-pip-version-check "moto[server]" >/dev/null 2>&1 ||
+    python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "moto[server]" >/dev/null
+  command -v moto_server >/dev/null 2>&1 || { echo "setup-host: moto_server is not on PATH after pip install (add pip's script directory to PATH)" >&2; exit 1; }
 fi

@@ -19,8 +19,8 @@ export interface FaultOptions {
 
 export interface FaultProxy {
   url: string;
-  /** Requests seen, and how many of each fault was injected. */
-  stats: {requests: number; dropped: number; droppedAfter: number; status500: number; status503: number; throttled: number};
+  /** Requests and request body bytes seen, and how many of each fault was injected. */
+  stats: {requests: number; bytesIn: number; dropped: number; droppedAfter: number; status500: number; status503: number; throttled: number};
   /** From now on, refuse every connection (the peer is down). */
   down(): void;
   stop(): Promise<void>;
@@ -74,13 +74,16 @@ function errorAnswer(res: ServerResponse, service: string, kind: '500' | '503' |
 export async function startFaultProxy(options: FaultOptions): Promise<FaultProxy> {
   const target = new URL(options.target);
   const random = generator(options.seed ?? 1);
-  const stats = {requests: 0, dropped: 0, droppedAfter: 0, status500: 0, status503: 0, throttled: 0};
+  const stats = {requests: 0, bytesIn: 0, dropped: 0, droppedAfter: 0, status500: 0, status503: 0, throttled: 0};
   let isDown = false;
   const sockets = new Set<Socket>();
 
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('data', (c: Buffer) => {
+      chunks.push(c);
+      stats.bytesIn += c.length;
+    });
     req.on('end', () => {
       stats.requests++;
       if (isDown) {

@@ -12,7 +12,9 @@ import type {Emit} from '../../src/events.ts';
 import {sleep} from '../../src/run/signals.ts';
 import {awsError, errorCode, isNotFound, named} from './errors.ts';
 import type {AwsJournal} from './journal.ts';
-import {EBS_BLOCK, type ScannedBlock, type ScannedDisk} from './raw-disk.ts';
+import type {DiskImage} from '../../src/formats/disk.ts';
+import {ebsBlocks, type EbsBlock} from './ebs-blocks.ts';
+import {EBS_BLOCK} from './raw-disk.ts';
 import type {AwsClients} from './sdk.ts';
 import type {UploadStateStore} from './upload-state.ts';
 
@@ -20,7 +22,14 @@ const GIB = 1024 ** 3;
 
 export interface EbsUploadOptions {
   clients: AwsClients;
-  disk: ScannedDisk;
+  /** The disk: any DiskImage (a scanned raw file, a VMDK, ...); read once, in order. */
+  disk: DiskImage;
+  /** The content digest (sha256 hex) that names this upload for resumption. */
+  digest: string;
+  /** For messages: the file it came from. */
+  label: string;
+  /** Non-zero blocks, when known beforehand (progress totals). */
+  expectedBlocks?: number;
   description: string;
   tags: Record<string, string>;
   journal: AwsJournal;
@@ -47,11 +56,11 @@ export interface EbsUploadResult {
 class NotWritable extends Error {}
 
 export async function uploadToEbsSnapshot(options: EbsUploadOptions): Promise<EbsUploadResult> {
-  const {clients, disk, state, emit} = options;
-  const key = `${clients.region}-${disk.sha256}`;
+  const {clients, state, emit} = options;
+  const key = `${clients.region}-${options.digest}`;
   const saved = await state.load(key);
   if (saved) {
-    emit({type: 'log', level: 'info', message: `continuing the upload into ${saved.snapshotId} (${saved.done.length} of ${disk.blocks.length} blocks already there)`});
+    emit({type: 'log', level: 'info', message: `continuing the upload into ${saved.snapshotId} (${saved.done.length}${options.expectedBlocks ? ` of ${options.expectedBlocks}` : ''} blocks already there)`});
     try {
       return await writeSnapshot(options, key, saved.snapshotId, new Set(saved.done), saved.startedAt, 5_000);
     } catch (error) {
@@ -101,15 +110,16 @@ async function startSnapshot(options: EbsUploadOptions): Promise<string> {
 
 async function writeSnapshot(options: EbsUploadOptions, key: string, snapshotId: string, done: Set<number>, startedAt: string, writableWaitMs: number): Promise<EbsUploadResult> {
   const {clients, disk, emit, signal} = options;
-  const pending = disk.blocks.filter((b) => !done.has(b.index));
-  const total = disk.blocks.length * EBS_BLOCK;
+  const total = options.expectedBlocks === undefined ? undefined : options.expectedBlocks * EBS_BLOCK;
+  const checksums = new Map<number, Buffer>();
   let bytesSent = 0;
+  let acknowledged = 0;
   let lastProgress = 0;
   const progress = (force = false): void => {
     const now = Date.now();
     if (!force && now - lastProgress < 250) return;
     lastProgress = now;
-    emit({type: 'progress', task: `upload ${snapshotId}`, done: done.size * EBS_BLOCK, total, unit: 'bytes'});
+    emit({type: 'progress', task: `upload ${snapshotId}`, done: done.size * EBS_BLOCK, ...(total !== undefined ? {total} : {}), unit: 'bytes'});
   };
   let lastSave = Date.now();
   const persist = async (force = false): Promise<void> => {
@@ -118,72 +128,100 @@ async function writeSnapshot(options: EbsUploadOptions, key: string, snapshotId:
     await options.state.save(key, {snapshotId, startedAt, done: [...done].sort((a, b) => a - b)});
   };
 
-  const put = async (block: ScannedBlock): Promise<void> => {
-    const data = await disk.readBlock(block);
-    const checksum = block.sha256.toString('base64');
+  const send = async (block: EbsBlock, checksum: string): Promise<void> => {
     const answer = await clients.ebs.send(
       new clients.sdk.ebs.PutSnapshotBlockCommand({
         SnapshotId: snapshotId,
         BlockIndex: block.index,
-        BlockData: data,
+        BlockData: block.data,
         DataLength: EBS_BLOCK,
         Checksum: checksum,
         ChecksumAlgorithm: 'SHA256',
-        Progress: Math.min(100, Math.floor(((done.size + 1) * 100) / Math.max(1, disk.blocks.length))),
+        ...(options.expectedBlocks ? {Progress: Math.min(100, Math.floor(((done.size + 1) * 100) / options.expectedBlocks))} : {}),
       }),
       {abortSignal: signal},
     );
     if (answer.Checksum && answer.Checksum !== checksum) throw new TskitError(`EBS acknowledged block ${block.index} of ${snapshotId} with checksum ${answer.Checksum}, not ${checksum}: the data was damaged on the way; run the push again`);
+  };
+
+  // The first block waits out the time a new snapshot is "not found"; the rest wait for it.
+  let writable: Promise<void> | undefined;
+  const put = async (block: EbsBlock, checksum: string): Promise<void> => {
+    if (!writable) {
+      writable = (async () => {
+        const deadline = Date.now() + writableWaitMs;
+        for (let attempt = 1; ; attempt++) {
+          try {
+            return await send(block, checksum);
+          } catch (error) {
+            if (signal?.aborted || error instanceof TskitError) throw error;
+            const code = errorCode(error);
+            if ((code === 'ResourceNotFoundException' || code === 'ConflictException') && Date.now() < deadline) {
+              await sleep(Math.min(10_000, 500 * attempt), signal);
+              continue;
+            }
+            throw error;
+          }
+        }
+      })();
+      await writable;
+    } else {
+      await writable;
+      await send(block, checksum);
+    }
     bytesSent += EBS_BLOCK;
     done.add(block.index);
+    acknowledged++;
     progress();
     await persist();
   };
 
-  // The first block waits out the time a new snapshot is "not found"; the rest go wide.
-  if (pending.length > 0) {
-    const first = pending.shift()!;
-    const deadline = Date.now() + writableWaitMs;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await put(first);
+  const limit = options.concurrency ?? 16;
+  const inflight = new Set<Promise<void>>();
+  let failure: unknown;
+  try {
+    for await (const block of ebsBlocks(disk)) {
+      if (failure !== undefined) break;
+      if (signal?.aborted) {
+        failure = signal.reason;
         break;
-      } catch (error) {
-        if (signal?.aborted) throw signal.reason;
-        if (error instanceof TskitError) throw error;
-        const code = errorCode(error);
-        const stillStarting = code === 'ResourceNotFoundException' || code === 'ConflictException';
-        if (stillStarting && Date.now() < deadline) {
-          await sleep(Math.min(10_000, 500 * attempt), signal);
-          continue;
-        }
-        if (isNotWritable(error)) throw new NotWritable(`${code}: ${(error as Error).message}`);
-        throw awsError(error, 'PutSnapshotBlock');
       }
+      const sha = createHash('sha256').update(block.data).digest();
+      checksums.set(block.index, sha);
+      if (done.has(block.index)) continue;
+      while (inflight.size >= limit) await Promise.race(inflight);
+      const task: Promise<void> = put(block, sha.toString('base64'))
+        .catch((error: unknown) => {
+          failure ??= error;
+        })
+        .finally(() => inflight.delete(task));
+      inflight.add(task);
     }
+  } catch (error) {
+    failure ??= error;
   }
-  await runPool(pending, options.concurrency ?? 16, signal, async (block) => {
-    try {
-      await put(block);
-    } catch (error) {
-      if (error instanceof TskitError || signal?.aborted) throw error;
-      if (isNotWritable(error)) throw new NotWritable(`${errorCode(error)}: ${(error as Error).message}`);
-      throw awsError(error, `PutSnapshotBlock (block ${block.index})`);
-    }
-  }).finally(() => persist(true).catch(() => {}));
+  await Promise.all(inflight);
+  await persist(true).catch(() => {});
+  if (failure !== undefined) {
+    if (failure instanceof TskitError || signal?.aborted) throw failure;
+    if (isNotWritable(failure)) throw new NotWritable(`${errorCode(failure)}: ${(failure as Error).message}`);
+    throw awsError(failure, 'PutSnapshotBlock');
+  }
   progress(true);
 
-  // Verify before completing: every non-zero block acknowledged, and AWS is told the count
-  // and the linear checksum (SHA-256 over the blocks' SHA-256s in index order) to check too.
-  const missing = disk.blocks.filter((b) => !done.has(b.index));
-  if (missing.length > 0) throw new TskitError(`${missing.length} blocks of ${disk.path} were not acknowledged by ${snapshotId} (first: ${missing[0]!.index}); run the push again to continue`);
+  // Verify before completing: every non-zero block acknowledged (now or by the interrupted
+  // run), and AWS is told the count and the linear checksum (SHA-256 over the blocks'
+  // SHA-256s in index order) to check too.
+  const indexes = [...checksums.keys()].sort((a, b) => a - b);
+  const missing = indexes.filter((i) => !done.has(i));
+  if (missing.length > 0) throw new TskitError(`${missing.length} blocks of ${options.label} were not acknowledged by ${snapshotId} (first: ${missing[0]}); run the push again to continue`);
   const linear = createHash('sha256');
-  for (const block of disk.blocks) linear.update(block.sha256);
+  for (const index of indexes) linear.update(checksums.get(index)!);
   try {
     await clients.ebs.send(
       new clients.sdk.ebs.CompleteSnapshotCommand({
         SnapshotId: snapshotId,
-        ChangedBlocksCount: disk.blocks.length,
+        ChangedBlocksCount: indexes.length,
         Checksum: linear.digest('base64'),
         ChecksumAlgorithm: 'SHA256',
         ChecksumAggregationMethod: 'LINEAR',
@@ -195,9 +233,9 @@ async function writeSnapshot(options: EbsUploadOptions, key: string, snapshotId:
     throw awsError(error, 'CompleteSnapshot');
   }
   await waitSnapshotCompleted(clients, snapshotId, signal);
-  await verifyBlocks(clients, snapshotId, disk, signal);
+  await verifyBlocks(clients, snapshotId, new Set(indexes), signal);
   await options.state.remove(key);
-  return {snapshotId, bytesSent, blocksSent: bytesSent / EBS_BLOCK, blocksResumed: disk.blocks.length - bytesSent / EBS_BLOCK};
+  return {snapshotId, bytesSent, blocksSent: acknowledged, blocksResumed: indexes.length - acknowledged};
 }
 
 /** Answers that mean this snapshot cannot take blocks any more (timed out, failed, completed, gone). */
@@ -222,7 +260,7 @@ export async function waitSnapshotCompleted(clients: AwsClients, snapshotId: str
 }
 
 /** The snapshot's block list must be exactly our non-zero blocks. */
-async function verifyBlocks(clients: AwsClients, snapshotId: string, disk: ScannedDisk, signal?: AbortSignal): Promise<void> {
+async function verifyBlocks(clients: AwsClients, snapshotId: string, expected: Set<number>, signal?: AbortSignal): Promise<void> {
   const stored = new Set<number>();
   let token: string | undefined;
   do {
@@ -230,7 +268,6 @@ async function verifyBlocks(clients: AwsClients, snapshotId: string, disk: Scann
     for (const block of page.Blocks ?? []) stored.add(Number(block.BlockIndex));
     token = page.NextToken;
   } while (token);
-  const expected = new Set(disk.blocks.map((b) => b.index));
   const extra = [...stored].filter((i) => !expected.has(i));
   const absent = [...expected].filter((i) => !stored.has(i));
   if (extra.length || absent.length) throw new TskitError(`EBS snapshot ${snapshotId} does not hold the image's blocks (${absent.length} missing, ${extra.length} unexpected); it was not used`);

@@ -4,18 +4,20 @@
 // already tagged with the file's sha256 is reused unless `force`.
 import {createHash} from 'node:crypto';
 import {createReadStream} from 'node:fs';
-import {open, stat} from 'node:fs/promises';
+import {open, stat, type FileHandle} from 'node:fs/promises';
 import {basename} from 'node:path';
 import {TskitError} from '../../src/errors.ts';
 import type {Emit} from '../../src/events.ts';
 import {sniffFormat} from '../qemu/image.ts';
-import {probeBoot, type Architecture, type BootMode} from './boot-probe.ts';
+import type {DiskImage} from '../../src/formats/disk.ts';
+import {probeBoot, type Architecture, type BootMode, type ReadAt} from './boot-probe.ts';
 import {uploadToEbsSnapshot} from './ebs-upload.ts';
 import {awsError, named} from './errors.ts';
 import {deleteImage, findImageByDigest, findImageByName, registerImage, TAGS, waitImageAvailable} from './images.ts';
 import {importSnapshot} from './import-snapshot.ts';
 import type {AwsJournal} from './journal.ts';
-import {scanRawDisk} from './raw-disk.ts';
+import {scanRawDisk, type ScannedDisk} from './raw-disk.ts';
+import {openVmdk} from './vmdk-disk.ts';
 import {checkBucket, uploadToS3} from './s3-upload.ts';
 import type {AwsClients} from './sdk.ts';
 import type {UploadStateStore} from './upload-state.ts';
@@ -23,7 +25,7 @@ import type {UploadStateStore} from './upload-state.ts';
 export type PushMethod = 'ebs' | 'import';
 
 export interface AwsPushOptions {
-  /** ebs (default for raw) or import (needs `bucket`; the default for VMDK). */
+  /** ebs (default) or import (needs `bucket`). */
   method?: PushMethod;
   bucket?: string;
   /** AMI name (default: the file's name and the first 12 hex digits of its sha256). */
@@ -94,17 +96,31 @@ export async function diskFileFormat(path: string): Promise<'raw' | 'vmdk'> {
 
 export async function pushToAws(path: string, options: AwsPushOptions, context: PushContext): Promise<AwsPushResult> {
   const started = Date.now();
-  const {clients, emit, journal} = context;
+  const {emit} = context;
   const signal = options.signal;
   const format = await diskFileFormat(path);
-  const method: PushMethod = options.method ?? (format === 'vmdk' ? 'import' : 'ebs');
-  if (format === 'vmdk' && method === 'ebs') throw new TskitError(`${path} is a VMDK: the EBS direct upload takes raw disks; use --method import --bucket B, or build -f aws`);
+  const method: PushMethod = options.method ?? 'ebs';
   if (method === 'import' && !options.bucket) throw new TskitError('--method import needs an S3 bucket to stage the disk in: pass --bucket B');
 
-  // One read of the file: its digest (and, for raw, which blocks are not zero).
+  // One read of a raw file: its digest and which blocks are not zero. A VMDK is hashed, and
+  // read through its grain tables (zero grains are not stored in it).
   const scanned = format === 'raw' ? await scanRawDisk(path, {signal, progress: (done, total) => emit({type: 'progress', task: `read ${basename(path)}`, done, total, unit: 'bytes'})}) : undefined;
-  const sha256 = scanned?.sha256 ?? (await fileSha256(path, signal));
-  const {arch, bootMode} = await bootSettings(path, format, options, emit);
+  // VM Import reads VMDKs this reader does not (descriptor files): for import it is only the probe.
+  const vmdk = format === 'vmdk' ? await openVmdk(path).catch((error: unknown) => {
+    if (method === 'import') return undefined;
+    throw error;
+  }) : undefined;
+  try {
+    return await pushDisk(path, format, method, scanned ?? vmdk, scanned?.sha256 ?? (await fileSha256(path, signal)), options, context, started);
+  } finally {
+    await vmdk?.close();
+  }
+}
+
+async function pushDisk(path: string, format: 'raw' | 'vmdk', method: PushMethod, disk: (DiskImage & {readAt?(offset: number, length: number): Promise<Buffer>}) | undefined, sha256: string, options: AwsPushOptions, context: PushContext, started: number): Promise<AwsPushResult> {
+  const {clients, emit, journal} = context;
+  const signal = options.signal;
+  const {arch, bootMode} = await bootSettings(path, disk, options, emit);
 
   const tags: Record<string, string> = {
     Name: options.name ?? defaultName(path, sha256),
@@ -132,7 +148,9 @@ export async function pushToAws(path: string, options: AwsPushOptions, context: 
   let snapshotId: string;
   let bytesSent: number;
   if (method === 'ebs') {
-    const result = await uploadToEbsSnapshot({clients, disk: scanned!, description, tags, journal, state: context.state, emit, ...(signal ? {signal} : {}), ...(options.concurrency ? {concurrency: options.concurrency} : {})});
+    if (!disk) throw new TskitError(`${path} cannot be read for the EBS upload`);
+    const expectedBlocks = 'blocks' in disk ? (disk as ScannedDisk).blocks.length : undefined;
+    const result = await uploadToEbsSnapshot({clients, disk, digest: sha256, label: path, ...(expectedBlocks !== undefined ? {expectedBlocks} : {}), description, tags, journal, state: context.state, emit, ...(signal ? {signal} : {}), ...(options.concurrency ? {concurrency: options.concurrency} : {})});
     snapshotId = result.snapshotId;
     bytesSent = result.bytesSent;
   } else {
@@ -171,22 +189,28 @@ async function fileSha256(path: string, signal?: AbortSignal): Promise<string> {
 }
 
 /** Architecture and boot mode: flags win; otherwise what the disk says; nothing known is an error. */
-async function bootSettings(path: string, format: 'raw' | 'vmdk', options: AwsPushOptions, emit: Emit): Promise<{arch: Architecture; bootMode?: BootMode}> {
-  if (format === 'vmdk') {
-    if (!options.arch) emit({type: 'log', level: 'info', message: `the architecture of a VMDK is not read; assuming x86_64 (--arch to say otherwise)`});
+async function bootSettings(path: string, disk: (DiskImage & {readAt?(offset: number, length: number): Promise<Buffer>}) | undefined, options: AwsPushOptions, emit: Emit): Promise<{arch: Architecture; bootMode?: BootMode}> {
+  if (!disk) {
+    if (!options.arch) emit({type: 'log', level: 'info', message: `${basename(path)} is not read by tskit (VM Import reads it); assuming x86_64 (--arch to say otherwise)`});
     return {arch: options.arch ?? 'x86_64', ...(options.boot ? {bootMode: options.boot} : {})};
   }
-  const file = await open(path, 'r');
+  let read: ReadAt;
+  let file: FileHandle | undefined;
+  if (disk.readAt) read = disk.readAt.bind(disk);
+  else {
+    const handle = await open(path, 'r');
+    file = handle;
+    read = async (offset, length) => {
+      const buffer = Buffer.alloc(length);
+      if (offset < disk.size) await handle.read(buffer, 0, Math.min(length, disk.size - offset), offset);
+      return buffer;
+    };
+  }
   let probe;
   try {
-    const size = (await file.stat()).size;
-    probe = await probeBoot(async (offset, length) => {
-      const buffer = Buffer.alloc(length);
-      if (offset < size) await file.read(buffer, 0, Math.min(length, size - offset), offset);
-      return buffer;
-    });
+    probe = await probeBoot(read);
   } finally {
-    await file.close();
+    await file?.close();
   }
   const said = probe.evidence.join(', ');
   if (options.boot && probe.bootMode && options.boot !== probe.bootMode) emit({type: 'log', level: 'warn', message: `--boot ${options.boot} but the image looks ${probe.bootMode} (${said})`});

@@ -11,7 +11,7 @@ export default class PushAws extends TskitCommand {
 
   static override description = `IMAGE_FILE is a raw disk (tskit build -f aws, raw-bios or raw-efi) or a VMDK. The AMI id is printed on stdout.
 
---method ebs (the default for raw disks) writes the disk straight into an EBS snapshot with the EBS direct APIs: only blocks that are not all zeros are sent, no S3 bucket or vmimport role is needed. --method import (the default for VMDKs) uploads the file to --bucket and converts it with VM Import (ImportSnapshot). Either way the AMI is tagged with the file's sha256, and pushing the same file again reuses that AMI unless --force. An interrupted push continues where it stopped when run again.
+--method ebs (the default) writes the disk straight into an EBS snapshot with the EBS direct APIs: only blocks that are not all zeros are sent (a VMDK is read through its grain tables), no S3 bucket or vmimport role is needed. --method import uploads the file to --bucket and converts it with VM Import (ImportSnapshot). Either way the AMI is tagged with the file's sha256, and pushing the same file again reuses that AMI unless --force. An interrupted push continues where it stopped when run again.
 
 Boot mode and architecture are read from the image (MBR boot code: legacy-bios; an EFI system partition: uefi; both: uefi-preferred; the EFI loader's machine type: x86_64 or arm64); --boot and --arch override them.
 
@@ -29,7 +29,7 @@ Credentials, region and endpoint come from the AWS SDK's standard settings: AWS_
   };
 
   static override flags = {
-    method: Flags.string({description: 'ebs: EBS direct APIs (raw only); import: S3 + VM Import (raw or vmdk). Default: ebs for raw, import for vmdk', options: ['ebs', 'import']}),
+    method: Flags.string({description: 'ebs: EBS direct APIs (default); import: S3 upload + VM Import (needs --bucket and the vmimport role)', options: ['ebs', 'import']}),
     bucket: Flags.string({description: 'S3 bucket to stage the disk in (--method import)'}),
     name: Flags.string({description: 'AMI name (default: the file name and 12 hex digits of its sha256)'}),
     arch: Flags.string({description: 'architecture (default: read from the image)', options: ['x86_64', 'arm64']}),

@@ -179,6 +179,7 @@ async function writeSnapshot(options: EbsUploadOptions, key: string, snapshotId:
   const limit = options.concurrency ?? 16;
   const inflight = new Set<Promise<void>>();
   let failure: unknown;
+  let failedBlock: number | undefined;
   try {
     for await (const block of ebsBlocks(disk)) {
       if (failure !== undefined) break;
@@ -192,7 +193,10 @@ async function writeSnapshot(options: EbsUploadOptions, key: string, snapshotId:
       while (inflight.size >= limit) await Promise.race(inflight);
       const task: Promise<void> = put(block, sha.toString('base64'))
         .catch((error: unknown) => {
-          failure ??= error;
+          if (failure === undefined) {
+            failure = error;
+            failedBlock = block.index;
+          }
         })
         .finally(() => inflight.delete(task));
       inflight.add(task);
@@ -205,7 +209,7 @@ async function writeSnapshot(options: EbsUploadOptions, key: string, snapshotId:
   if (failure !== undefined) {
     if (failure instanceof TskitError || signal?.aborted) throw failure;
     if (isNotWritable(failure)) throw new NotWritable(`${errorCode(failure)}: ${(failure as Error).message}`);
-    throw awsError(failure, 'PutSnapshotBlock');
+    throw awsError(failure, failedBlock === undefined ? 'PutSnapshotBlock' : `PutSnapshotBlock (block ${failedBlock})`);
   }
   progress(true);
 

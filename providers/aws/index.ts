@@ -131,6 +131,7 @@ export class AwsProvider implements Provider<AwsPushOptions, AwsRunOptions> {
     const full: AwsResource = {...aws, provider: 'aws', region: clients.region, ...(runId ? {runId} : {})};
     await destroyResource(clients, full, true, options.hurry);
     await this.journal.forget(full);
+    this.lastEmit?.({type: 'resource.destroyed', provider: 'aws', kind: full.kind, id: full.id, ...(full.runId ? {runId: full.runId} : {})});
   }
 
   async *list(filter: ListFilter = {}): AsyncIterable<Resource> {

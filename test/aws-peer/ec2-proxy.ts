@@ -237,7 +237,8 @@ export async function startEc2Proxy(options: Ec2ProxyOptions): Promise<Ec2Proxy>
     }
     const disk = await materialize(root.snapshotId);
     if (closed || vm.stoppedByApi) return;
-    const firmware = meta.bootMode === 'uefi' ? await findOvmf() : undefined;
+    // uefi-preferred boots UEFI on Nitro types, which all support it.
+    const firmware = meta.bootMode === 'uefi' || meta.bootMode === 'uefi-preferred' ? await findOvmf() : undefined;
     const args = [
       '--pdeathsig', 'KILL', '--', 'qemu-system-x86_64',
       '-accel', 'tcg', '-M', 'pc', '-m', String(options.memMiB ?? 512), '-nodefaults', '-display', 'none', '-no-reboot',

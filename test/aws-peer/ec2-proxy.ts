@@ -15,6 +15,8 @@
 // - TerminateInstances / StopInstances: forwarded, the VM stopped; terminated instances' network
 //   interfaces are deleted as EC2 deletes primary interfaces (moto keeps them).
 // - A VM that powers off by itself stops its instance with Client.InstanceInitiatedShutdown.
+// - EBS direct APIs: blocks for a snapshot EC2 deleted are refused (ResourceNotFoundException),
+//   and so are writes to a completed one (ValidationException), as AWS does; moto takes them.
 import {spawn, execFile, type ChildProcess} from 'node:child_process';
 import {createHash, randomBytes} from 'node:crypto';
 import {mkdtemp, open, rm, stat} from 'node:fs/promises';
@@ -375,10 +377,31 @@ export async function startEc2Proxy(options: Ec2ProxyOptions): Promise<Ec2Proxy>
 
   // --- the server ------------------------------------------------------------------------
 
+  // moto's EBS direct APIs keep taking blocks for snapshots EC2 deleted or EBS completed;
+  // AWS answers ResourceNotFoundException and ValidationException.
+  const deletedSnapshots = new Set<string>();
+  const completedSnapshots = new Set<string>();
+  const ebsError = (res: ServerResponse, status: number, type: string, message: string, reason?: string): void => {
+    const text = JSON.stringify({message, ...(reason ? {Reason: reason} : {})});
+    res.writeHead(status, {'content-type': 'application/json', 'x-amzn-errortype': type, 'content-length': Buffer.byteLength(text)});
+    res.end(text);
+  };
+  const handleEbs = async (req: IncomingMessage, res: ServerResponse, body: Buffer): Promise<void> => {
+    const path = new URL(req.url ?? '/', 'http://peer').pathname;
+    const id = /^\/snapshots\/(?:completion\/)?(snap-[0-9a-f]+)/.exec(path)?.[1];
+    if (id && deletedSnapshots.has(id)) return ebsError(res, 404, 'ResourceNotFoundException', `The snapshot '${id}' does not exist.`, 'SNAPSHOT_NOT_FOUND');
+    const writing = req.method === 'PUT' || path.startsWith('/snapshots/completion/');
+    if (id && writing && completedSnapshots.has(id)) return ebsError(res, 400, 'ValidationException', `The snapshot '${id}' is not in pending state.`, 'INVALID_SNAPSHOT_ID');
+    const answer = await forward(req, body);
+    if (id && path.startsWith('/snapshots/completion/') && answer.status < 300) completedSnapshots.add(id);
+    return send(res, answer);
+  };
+
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const body = await readBody(req);
     const scope = /Credential=[^/]+\/\d{8}\/([^/]+)\/([^/]+)\//.exec(String(req.headers.authorization ?? ''));
     const service = scope?.[2];
+    if (service === 'ebs') return handleEbs(req, res, body);
     if (service !== 'ec2' || req.method !== 'POST') return send(res, await forward(req, body));
     const params = new URLSearchParams(body.toString('utf8'));
     const action = params.get('Action') ?? '';
@@ -413,6 +436,11 @@ export async function startEc2Proxy(options: Ec2ProxyOptions): Promise<Ec2Proxy>
       case 'DescribeImages': {
         const answer = await forward(req, body);
         return send(res, answer, Buffer.from(patchImages(answer.body.toString('utf8'))));
+      }
+      case 'DeleteSnapshot': {
+        const answer = await forward(req, body);
+        if (answer.status === 200) deletedSnapshots.add(params.get('SnapshotId') ?? '');
+        return send(res, answer);
       }
       case 'DeregisterImage': {
         const answer = await forward(req, body);

@@ -5,7 +5,7 @@ import {execFileSync, spawn} from 'node:child_process';
 import {mkdtemp, readdir, readFile, rm} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
-import {DescribeImagesCommand, DescribeSnapshotsCommand, EC2Client} from '@aws-sdk/client-ec2';
+import {DeleteSnapshotCommand, DescribeImagesCommand, DescribeSnapshotsCommand, EC2Client} from '@aws-sdk/client-ec2';
 import {CreateBucketCommand, ListMultipartUploadsCommand, ListObjectsV2Command} from '@aws-sdk/client-s3';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import {startAwsPeer, PEER_REGION, type AwsPeer} from '../aws-peer/peer.ts';
@@ -177,6 +177,38 @@ describe('tskit push aws', () => {
       expect(Number(r.bytesSent)).toBeLessThanOrEqual((48 - state.done.length) * 512 * 1024);
       expect(compareBlocks(await snapshotBlocks(peer.ebs, r.snapshotId as string), await nonZeroBlocks(disk))).toBeUndefined();
       expect(await readdir(uploads)).toEqual([]);
+    } finally {
+      await slow.stop();
+    }
+  });
+
+  it('an interrupted push whose snapshot is gone starts over cleanly', async () => {
+    const slow = await startFaultProxy({target: peer.endpoint, rate: 0, delayMs: 40});
+    try {
+      const disk = join(work, 'restart.raw');
+      await makeMixedDisk(disk, 16 * 1024 * 1024, Array.from({length: 31}, (_, i) => i + 1), 'TSKIT-AWS-RESTART');
+      const env = peer.env({AWS_ENDPOINT_URL: slow.url});
+      const child = spawn(NODE, [BIN, 'push', 'aws', '--json', '--concurrency', '1', disk], {env: {...process.env, ...env} as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe']});
+      let out = '';
+      const interrupted = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+      child.stdout.on('data', (c: Buffer) => {
+        out += c.toString();
+        if (jsonLines(out).some((e) => e.type === 'progress' && String(e.task).startsWith('upload ') && Number(e.done) >= 6 * 512 * 1024) && !child.killed) child.kill('SIGTERM');
+      });
+      expect(await interrupted).toBe(143);
+      const uploads = join(peer.home, 'state', 'aws-uploads');
+      const [stateFile] = await readdir(uploads);
+      const state = JSON.parse(await readFile(join(uploads, stateFile!), 'utf8')) as {snapshotId: string};
+      // Someone (or AWS's timeout) removed the half-written snapshot.
+      await ec2.send(new DeleteSnapshotCommand({SnapshotId: state.snapshotId}));
+      const again = await tskit(['push', 'aws', '--json', disk], {env: peer.env()});
+      expect(again.code, again.stderr).toBe(0);
+      const logs = jsonLines(again.stdout).filter((e) => e.type === 'log').map((e) => String(e.message));
+      expect(logs.some((m) => m.startsWith(`${state.snapshotId} is no longer writable`) && m.endsWith('starting over'))).toBe(true);
+      const r = result(again.stdout);
+      expect(r.snapshotId).not.toBe(state.snapshotId);
+      expect(r.bytesSent).toBe(32 * 512 * 1024);
+      expect(compareBlocks(await snapshotBlocks(peer.ebs, r.snapshotId as string), await nonZeroBlocks(disk))).toBeUndefined();
     } finally {
       await slow.stop();
     }

@@ -10,6 +10,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import {AwsProvider, readJournals} from '../../providers/aws/index.ts';
 import {journalDir} from '../../providers/aws/journal.ts';
 import {counterLine, makeCounterDisk} from '../aws-peer/boot-disks.ts';
+import {EFI_MARKER, makeEfiDisk} from '../aws-peer/efi-disk.ts';
 import {startAwsPeer, type AwsPeer} from '../aws-peer/peer.ts';
 import {BIN, ensureBuilt, jsonLines, NODE, tskit} from '../support/cli.ts';
 import {makeBootDisk} from '../support/initrd-bootdisk.ts';
@@ -125,6 +126,20 @@ describe('tskit run aws', () => {
     expect(expected.length).toBeGreaterThan(4 * 1024);
     expect(run.stdout).toBe(expected);
     expect(run.stderr).not.toMatch(/lost/);
+  });
+
+  it('a UEFI AMI boots under UEFI firmware: the EFI application on its ESP prints the marker', async () => {
+    const disk = join(work, 'uefi.raw');
+    makeEfiDisk(disk, 'x86_64', work, {loader: 'marker'});
+    const pushed = await tskit(['push', 'aws', '--json', disk], {env: peer.env()});
+    expect(pushed.code, pushed.stderr).toBe(0);
+    const r = jsonLines(pushed.stdout).find((l) => l.type === 'result')!;
+    expect(r).toMatchObject({bootMode: 'uefi', arch: 'x86_64'});
+    const run = await tskit(['run', 'aws', '--wait-for', 'TSKIT-UEFI-MARK', '--timeout', '120s', '--poll-interval', '500ms', r.imageId as string], {env: peer.env()});
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toContain(`${EFI_MARKER}\r\n`);
+    // Firmware output comes first: the marker is the end of what was printed.
+    expect(run.stdout.endsWith(`${EFI_MARKER}\r\n`)).toBe(true);
   });
 
   it('--count 3 starts three instances, each sees the marker, all are torn down', async () => {

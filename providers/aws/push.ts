@@ -138,11 +138,7 @@ async function pushDisk(path: string, format: 'raw' | 'vmdk', method: PushMethod
     return {imageId: existing.imageId, snapshotId: existing.snapshotIds[0] ?? '', region: clients.region, seconds: (Date.now() - started) / 1000, name: existing.name, method, arch, ...(bootMode ? {bootMode} : {}), reused: true, bytesSent: 0, sha256};
   }
   const sameName = await findImageByName(clients, name, signal);
-  if (sameName) {
-    if (!options.force || !sameName.tags[TAGS.digest]) throw new TskitError(`an AMI named ${name} already exists (${sameName.imageId}): choose another --name${sameName.tags[TAGS.digest] ? ', or replace it with --force' : ''}`);
-    emit({type: 'log', level: 'info', message: `--force: deregistering ${sameName.imageId} (${name}) and deleting its snapshots`});
-    await deleteImage(clients, sameName.imageId, signal);
-  }
+  if (sameName && (!options.force || !sameName.tags[TAGS.digest])) throw new TskitError(`an AMI named ${name} already exists (${sameName.imageId}): choose another --name${sameName.tags[TAGS.digest] ? ', or replace it with --force' : ''}`);
 
   const description = `tskit ${basename(path)} sha256:${sha256.slice(0, 12)}`;
   let snapshotId: string;
@@ -166,6 +162,11 @@ async function pushDisk(path: string, format: 'raw' | 'vmdk', method: PushMethod
     }
   }
 
+  // Replaced only now that the new snapshot exists: a failed upload leaves the old AMI alone.
+  if (sameName) {
+    emit({type: 'log', level: 'info', message: `--force: deregistering ${sameName.imageId} (${name}) and deleting its snapshots`});
+    await deleteImage(clients, sameName.imageId, signal);
+  }
   const imageId = await registerImage(clients, {name, description, snapshotId, arch, ...(bootMode ? {bootMode} : {}), ena: options.ena ?? true, tags, ...(signal ? {signal} : {})}).catch((error: unknown) => {
     throw awsError(error, 'RegisterImage');
   });

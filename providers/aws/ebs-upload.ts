@@ -57,6 +57,7 @@ class NotWritable extends Error {}
 
 export async function uploadToEbsSnapshot(options: EbsUploadOptions): Promise<EbsUploadResult> {
   const {clients, state, emit} = options;
+  await clients.load('ebs');
   const key = `${clients.region}-${options.digest}`;
   const saved = await state.load(key);
   if (saved) {

@@ -18,7 +18,8 @@ async function ignoreNotFound(operation: string, call: Promise<unknown>): Promis
 
 /** Deletes one resource. `wait` lets an instance reach `terminated` (so its volumes are gone) first. */
 export async function destroyResource(clients: AwsClients, resource: AwsResource, wait: boolean, hurry?: AbortSignal): Promise<void> {
-  const {ec2, s3, sdk} = clients;
+  if (resource.kind.startsWith('s3-')) await clients.load('s3');
+  const {ec2, sdk} = clients;
   switch (resource.kind) {
     case 'instance':
       await terminate(clients, [resource.id], wait, hurry);
@@ -49,12 +50,12 @@ export async function destroyResource(clients: AwsClients, resource: AwsResource
       });
     case 's3-object': {
       const slash = resource.id.indexOf('/');
-      return ignoreNotFound('DeleteObject', s3.send(new sdk.s3.DeleteObjectCommand({Bucket: resource.id.slice(0, slash), Key: resource.id.slice(slash + 1)})));
+      return ignoreNotFound('DeleteObject', clients.s3.send(new sdk.s3.DeleteObjectCommand({Bucket: resource.id.slice(0, slash), Key: resource.id.slice(slash + 1)})));
     }
     case 's3-multipart-upload': {
       const slash = resource.id.indexOf('/');
       const hash = resource.id.lastIndexOf('#');
-      return ignoreNotFound('AbortMultipartUpload', s3.send(new sdk.s3.AbortMultipartUploadCommand({Bucket: resource.id.slice(0, slash), Key: resource.id.slice(slash + 1, hash), UploadId: resource.id.slice(hash + 1)})));
+      return ignoreNotFound('AbortMultipartUpload', clients.s3.send(new sdk.s3.AbortMultipartUploadCommand({Bucket: resource.id.slice(0, slash), Key: resource.id.slice(slash + 1, hash), UploadId: resource.id.slice(hash + 1)})));
     }
     default:
       throw new TskitError(`aws: do not know how to remove a ${resource.kind} (${resource.id})`);

@@ -38,6 +38,7 @@ export interface S3UploadResult {
 
 /** Fails with what to do when the bucket is missing or not ours to write. */
 export async function checkBucket(clients: AwsClients, bucket: string, signal?: AbortSignal): Promise<void> {
+  await clients.load('s3');
   try {
     await clients.s3.send(new clients.sdk.s3.HeadBucketCommand({Bucket: bucket}), {abortSignal: signal});
   } catch (error) {
@@ -50,6 +51,7 @@ export async function checkBucket(clients: AwsClients, bucket: string, signal?: 
 
 export async function uploadToS3(options: S3UploadOptions): Promise<S3UploadResult> {
   const {clients, bucket, key, size, sha256, emit, signal, journal} = options;
+  await clients.load('s3');
   const {s3, sdk} = clients;
   const existing = await s3.send(new sdk.s3.HeadObjectCommand({Bucket: bucket, Key: key}), {abortSignal: signal}).catch((error: unknown) => {
     if (isNotFound(error) || httpStatus(error) === 404) return undefined;

@@ -32,22 +32,18 @@ export interface AwsClientOptions {
 export interface AwsClients {
   region: string;
   ec2: EC2Client;
-  ebs: EBSClient;
-  s3: S3Client;
-  sdk: {ec2: Ec2Module; ebs: EbsModule; s3: S3Module};
+  /** The EBS and S3 clients: only after `load('ebs')` / `load('s3')` (each SDK client costs 25-90 MB). */
+  readonly ebs: EBSClient;
+  readonly s3: S3Client;
+  sdk: {ec2: Ec2Module; readonly ebs: EbsModule; readonly s3: S3Module};
+  /** Loads a service's SDK module and makes its client; idempotent. */
+  load(service: 'ebs' | 's3'): Promise<void>;
   destroy(): void;
 }
 
-let modules: Promise<{ec2: Ec2Module; ebs: EbsModule; s3: S3Module}> | undefined;
-
-export function loadSdk(): Promise<{ec2: Ec2Module; ebs: EbsModule; s3: S3Module}> {
-  modules ??= Promise.all([import('@aws-sdk/client-ec2'), import('@aws-sdk/client-ebs'), import('@aws-sdk/client-s3')]).then(([ec2, ebs, s3]) => ({ec2, ebs, s3}));
-  return modules;
-}
-
-/** Creates the three clients. Throws (an SDK error) when no region is configured anywhere. */
+/** Creates the clients (EC2 at once, EBS and S3 on `load`). Throws (an SDK error) when no region is configured anywhere. */
 export async function createClients(options: AwsClientOptions = {}): Promise<AwsClients> {
-  const sdk = await loadSdk();
+  const ec2Module = await import('@aws-sdk/client-ec2');
   const common = {
     ...(options.region ? {region: options.region} : {}),
     retryStrategy: new BudgetRetryStrategy(options.retry ?? retryPolicyFromEnv()),
@@ -60,21 +56,48 @@ export async function createClients(options: AwsClientOptions = {}): Promise<Aws
       httpsAgent: {keepAlive: true, maxSockets: options.maxSockets ?? 32},
     },
   };
-  const ec2 = new sdk.ec2.EC2Client(common);
-  const ebs = new sdk.ebs.EBSClient(common);
-  // Path-style addressing only matters for custom endpoints (an IP has no bucket subdomains).
-  const s3 = new sdk.s3.S3Client({...common, ...(process.env.AWS_ENDPOINT_URL || process.env.AWS_ENDPOINT_URL_S3 ? {forcePathStyle: true} : {})});
+  const ec2 = new ec2Module.EC2Client(common);
   const region = await ec2.config.region();
+  let ebs: {client: EBSClient; sdk: EbsModule} | undefined;
+  let s3: {client: S3Client; sdk: S3Module} | undefined;
+  const missing = (service: string): never => {
+    throw new Error(`aws: the ${service} client was used before load('${service}')`);
+  };
+  const sdk = {
+    ec2: ec2Module,
+    get ebs(): EbsModule {
+      return ebs?.sdk ?? missing('ebs');
+    },
+    get s3(): S3Module {
+      return s3?.sdk ?? missing('s3');
+    },
+  };
   return {
     region,
     ec2,
-    ebs,
-    s3,
+    get ebs(): EBSClient {
+      return ebs?.client ?? missing('ebs');
+    },
+    get s3(): S3Client {
+      return s3?.client ?? missing('s3');
+    },
     sdk,
+    async load(service) {
+      if (service === 'ebs' && !ebs) {
+        const module = await import('@aws-sdk/client-ebs');
+        ebs ??= {client: new module.EBSClient({...common, region}), sdk: module};
+      }
+      if (service === 's3' && !s3) {
+        const module = await import('@aws-sdk/client-s3');
+        // Path-style addressing only matters for custom endpoints (an IP has no bucket subdomains).
+        const pathStyle = Boolean(process.env.AWS_ENDPOINT_URL || process.env.AWS_ENDPOINT_URL_S3);
+        s3 ??= {client: new module.S3Client({...common, region, ...(pathStyle ? {forcePathStyle: true} : {})}), sdk: module};
+      }
+    },
     destroy() {
       ec2.destroy();
-      ebs.destroy();
-      s3.destroy();
+      ebs?.client.destroy();
+      s3?.client.destroy();
     },
   };
 }

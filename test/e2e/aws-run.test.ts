@@ -33,7 +33,7 @@ async function markerImage(): Promise<{path: string; marker: string}> {
 beforeAll(async () => {
   await ensureBuilt();
   // A small console window, so the polled console slides over the counter disk's output.
-  peer = await startAwsPeer({consoleWindow: 1024, memMiB: 128});
+  peer = await startAwsPeer({consoleWindow: 1024});
   work = await mkdtemp(join(tmpdir(), 'tskit-aws-run-'));
   const image = await markerImage();
   const pushed = await tskit(['push', 'aws', '--json', image.path], {env: peer.env()});

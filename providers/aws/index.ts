@@ -4,7 +4,7 @@
 import {TskitError} from '../../src/errors.ts';
 import type {Emit} from '../../src/events.ts';
 import type {Artifact, DestroyOptions, ImageRef, Instance, InstanceEnd, Provider, PushedImage, Resource} from '../../src/provider.ts';
-import {awsError} from './errors.ts';
+import {awsError, errorCode} from './errors.ts';
 import {consoleStream, launch, newRunId, waitForEnd, type AwsRunOptions, type Watch} from './instances.ts';
 import {noJournal, type AwsJournal, type AwsResource} from './journal.ts';
 import {pushToAws, type AwsPushOptions, type AwsPushResult} from './push.ts';
@@ -74,6 +74,9 @@ export class AwsProvider implements Provider<AwsPushOptions, AwsRunOptions> {
       const answer = await asked.ec2.send(new asked.sdk.ec2.DescribeRegionsCommand({AllRegions: true}));
       regions = (answer.Regions ?? []).map((r) => r.RegionName ?? '');
     } catch (error) {
+      // A policy without ec2:DescribeRegions still proves the credentials: AWS checked the
+      // signature before it said no. Pushing and running need no such permission.
+      if (known && ['UnauthorizedOperation', 'AccessDenied', 'AccessDeniedException'].includes(errorCode(error))) return;
       const mapped = awsError(error, 'DescribeRegions');
       if (known || /credentials|refused/i.test(mapped.message)) throw mapped;
       throw new TskitError(`unknown AWS region ${region}: set AWS_REGION to one such as us-east-1 (${region} did not answer: ${mapped.message.replace(/^AWS /, '')})`);

@@ -45,6 +45,8 @@ export interface Ec2ProxyOptions {
   /** Boot instances in QEMU (default true). */
   boot?: boolean;
   memMiB?: number;
+  /** EC2 actions answered with 403 UnauthorizedOperation, as for a policy without them (changeable). */
+  deny?: Set<string>;
 }
 
 interface ImageMeta {
@@ -406,6 +408,7 @@ export async function startEc2Proxy(options: Ec2ProxyOptions): Promise<Ec2Proxy>
     const params = new URLSearchParams(body.toString('utf8'));
     const action = params.get('Action') ?? '';
     actions.push(action);
+    if (options.deny?.has(action)) return xmlError(res, 403, 'UnauthorizedOperation', `You are not authorized to perform this operation. User: arn:aws:iam::123456789012:user/tskit-test is not authorized to perform: ec2:${action}`);
     switch (action) {
       case 'RegisterImage': {
         const answer = await forward(req, body);

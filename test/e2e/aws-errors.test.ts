@@ -4,7 +4,7 @@ import {execFileSync} from 'node:child_process';
 import {mkdtemp, readdir, readFile, rm, stat, writeFile} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
-import {DescribeImagesCommand, DescribeInstancesCommand, DescribeSnapshotsCommand} from '@aws-sdk/client-ec2';
+import {DeleteSnapshotCommand, DeregisterImageCommand, DescribeImagesCommand, DescribeInstancesCommand, DescribeSnapshotsCommand} from '@aws-sdk/client-ec2';
 import {CreateBucketCommand, ListMultipartUploadsCommand} from '@aws-sdk/client-s3';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import {makeCounterDisk} from '../aws-peer/boot-disks.ts';
@@ -13,6 +13,8 @@ import {makeMixedDisk} from '../aws-peer/verify.ts';
 import {ensureBuilt, tskit, type Ran} from '../support/cli.ts';
 
 let peer: AwsPeer;
+/** EC2 actions the peer refuses, as an IAM policy without them would. */
+const deny = new Set<string>();
 let work: string;
 let disk: string;
 const outputs: Ran[] = [];
@@ -43,7 +45,7 @@ function oneLineError(ran: Ran, pattern: RegExp): void {
 
 beforeAll(async () => {
   await ensureBuilt();
-  peer = await startAwsPeer({boot: false});
+  peer = await startAwsPeer({boot: false, deny});
   work = await mkdtemp(join(tmpdir(), 'tskit-aws-errors-'));
   disk = join(work, 'good.raw');
   await makeMixedDisk(disk, 2 * 1024 * 1024, [2]);
@@ -98,6 +100,29 @@ describe('bad input', () => {
     oneLineError(await run(['push', 'aws', '--method', 'import', disk], peer.env()), /--method import needs an S3 bucket to stage the disk in: pass --bucket B/);
     oneLineError(await run(['push', 'aws', '--method', 'import', '--bucket', 'no-such-bucket-here', disk], peer.env()), /S3 bucket no-such-bucket-here does not exist in us-east-1: create it \(aws s3 mb s3:\/\/no-such-bucket-here\) or name another with --bucket/);
     await accountIsEmpty();
+  });
+
+  it('IAM: a policy without DescribeRegions still pushes; one without RunInstances gets a one-line refusal', async () => {
+    deny.add('DescribeRegions');
+    try {
+      const pushed = await run(['push', 'aws', '--json', disk], peer.env());
+      expect(pushed.code, pushed.stderr).toBe(0);
+      deny.add('RunInstances');
+      const imageId = (JSON.parse(pushed.stdout.trim().split('\n').at(-1)!) as {imageId: string}).imageId;
+      const ran = await run(['run', 'aws', imageId], peer.env());
+      oneLineError(ran, /^tskit: error: AWS refused RunInstances \(UnauthorizedOperation\): You are not authorized to perform this operation\. .*: check your credentials and their IAM permissions$/);
+      const instances = ((await peer.ec2.send(new DescribeInstancesCommand({}))).Reservations ?? []).flatMap((r) => r.Instances ?? []);
+      expect(instances).toEqual([]);
+    } finally {
+      deny.clear();
+      // Leave the account as the other tests expect it: empty.
+      const images = (await peer.ec2.send(new DescribeImagesCommand({Owners: ['self']}))).Images ?? [];
+      for (const image of images) {
+        await peer.ec2.send(new DeregisterImageCommand({ImageId: image.ImageId!}));
+      }
+      const snapshots = (await peer.ec2.send(new DescribeSnapshotsCommand({OwnerIds: ['self'], Filters: [{Name: 'tag-key', Values: ['tskit:digest']}]}))).Snapshots ?? [];
+      for (const snapshot of snapshots) await peer.ec2.send(new DeleteSnapshotCommand({SnapshotId: snapshot.SnapshotId!}));
+    }
   });
 
   it('bad flags', async () => {

@@ -11,6 +11,7 @@ packages=(
   openssl apache2-utils                               # registry auth test peers (token certs, htpasswd)
   libxml2-utils                                       # xmllint: JUnit reports checked against an XML Schema
   dosfstools mtools fdisk gdisk genisoimage xorriso   # disk layout peers (fsck.fat, mdir, sfdisk, sgdisk, isoinfo); fixture boot loaders
+  python3-pip                                         # the AWS peer, moto, comes from PyPI
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -21,4 +22,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# AWS test peer: moto's server (EC2, EBS direct APIs, S3). The tests put their own proxy in
+# front of it for what moto lacks (test/aws-peer/). Quiet and quick when already installed.
+if ! command -v moto_server >/dev/null 2>&1 || ! python3 -c 'import moto, flask, flask_cors, sys; sys.exit(moto.__version__ != "5.2.1")' >/dev/null 2>&1; then
+  # Debian's own python3 refuses pip installs (PEP 668) unless told; a pyenv/venv python does not need telling.
+  python3 -m pip install --quiet --disable-pip-version-check "moto[server]==5.2.1" >/dev/null 2>&1 ||
+    python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "moto[server]==5.2.1" >/dev/null
+  command -v moto_server >/dev/null 2>&1 || { echo "setup-host: moto_server is not on PATH after pip install (add pip's script directory to PATH)" >&2; exit 1; }
 fi

@@ -1,0 +1,67 @@
+import {Args, Flags} from '@oclif/core';
+import {TskitCommand} from '../cli/command.ts';
+import {jsonFlags} from '../cli/image-flags.ts';
+import {createProgressRenderer, formatBytes} from '../cli/progress-render.ts';
+import {TskitError} from '../errors.ts';
+import {convertDiskImage} from '../formats/convert.ts';
+import {INPUT_FORMATS, type InputFormat} from '../formats/decode.ts';
+import {CONTAINER_FORMATS, type ContainerFormat} from '../formats/encode.ts';
+
+export default class Convert extends TskitCommand {
+  static override summary = 'Convert a disk image to a cloud or hypervisor format';
+  static override description = `Reads IN (raw, VHD fixed or dynamic, VHDX, VMDK sparse or streamOptimized, or qcow2; the format \
+comes from the file unless --input-format says) and writes OUT as --format, streaming: zero blocks are never stored, nothing \
+holds the whole disk in memory. The virtual size is rounded up to what the format's target needs (whole MiB for VHD, whole \
+GiB for gcp and aws). OUT appears only when it is complete; a damaged input or an interruption leaves nothing behind.
+
+Formats: raw (sparse file), aws (raw for EBS), vhd (fixed, for Azure), dynamic-vhd (Hyper-V), vhdx (Hyper-V Gen2), \
+vmdk (streamOptimized, for vSphere and AWS import), qcow2 (v3), gcp (disk.raw in an oldgnu tar.gz, for GCE). The same \
+input gives byte-identical output; identifiers and times inside come from the content and SOURCE_DATE_EPOCH.`;
+  static override examples = [
+    '<%= config.bin %> convert disk.img disk.vhd --format vhd',
+    '<%= config.bin %> convert disk.qcow2 disk.vmdk -f vmdk',
+    '<%= config.bin %> convert disk.img disk.tar.gz -f gcp --json',
+  ];
+  static override args = {
+    input: Args.string({description: 'the disk image to read', required: true}),
+    output: Args.string({description: 'the file to write', required: true}),
+  };
+  static override flags = {
+    format: Flags.string({char: 'f', description: 'output format', options: [...CONTAINER_FORMATS], required: true}),
+    'input-format': Flags.string({description: 'the input format (default: from its magic bytes, raw without any)', options: [...INPUT_FORMATS]}),
+    level: Flags.integer({description: 'deflate level for vmdk and gcp (1 fastest .. 9 smallest)', default: 6, min: 1, max: 9}),
+    sha256: Flags.boolean({description: "compute the output's sha256 (--no-sha256 skips it)", default: true, allowNo: true}),
+    ...jsonFlags,
+  };
+
+  async run(): Promise<void> {
+    const {args, flags} = await this.parse(Convert);
+    const render = createProgressRenderer(flags.json, process.stdout);
+    const abort = new AbortController();
+    const onSignal = (signal: NodeJS.Signals) => abort.abort(new TskitError(`interrupted by ${signal}`, {exitCode: signal === 'SIGINT' ? 130 : 143}));
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    const started = Date.now();
+    try {
+      const converted = await convertDiskImage(args.input, args.output, {
+        format: flags.format as ContainerFormat,
+        ...(flags['input-format'] ? {inputFormat: flags['input-format'] as InputFormat} : {}),
+        level: flags.level,
+        sha256: flags.sha256,
+        signal: abort.signal,
+        emit: render.emit,
+      });
+      const seconds = (Date.now() - started) / 1000;
+      render.result({...converted, seconds}, () =>
+        `${converted.output}  ${converted.format}  virtual ${formatBytes(converted.virtualSize)}  file ${formatBytes(converted.size)}${converted.sha256 ? `  sha256:${converted.sha256.slice(0, 16)}…` : ''}  (${converted.inputFormat} in ${seconds.toFixed(1)} s)`,
+      );
+    } catch (error) {
+      if (abort.signal.aborted && abort.signal.reason instanceof TskitError) throw abort.signal.reason;
+      throw error;
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      render.done();
+    }
+  }
+}

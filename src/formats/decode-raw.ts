@@ -1,0 +1,73 @@
+// A raw disk file as a DiskImage. Node cannot ask the file system where the holes are
+// (no SEEK_DATA), so the file is read in large chunks and every all-zero 64 KiB piece is
+// dropped; a chunk found all zero on the first pass is not read again on later passes.
+import type {FileHandle} from 'node:fs/promises';
+import {TskitError} from '../errors.ts';
+import {isZero} from './blocks.ts';
+import type {DiskExtent, DiskImage} from './disk.ts';
+
+const CHUNK = 4 * 1024 * 1024;
+const PIECE = 64 * 1024;
+
+export interface RawDiskOptions {
+  /** The virtual size (at least `length`, a multiple of 512); the rest reads as zeros. */
+  size?: number;
+  /** How many bytes at the start of the file are the disk (default: all; a fixed VHD ends with its footer). */
+  length?: number;
+}
+
+/** `file` (kept open by the caller) as a disk of its own size rounded up to whole sectors. */
+export async function rawDiskImage(file: FileHandle, path: string, options: RawDiskOptions = {}): Promise<DiskImage> {
+  const stats = await file.stat();
+  const fileSize = options.length ?? stats.size;
+  if (fileSize > stats.size) throw new TskitError(`${path} is ${stats.size} bytes, shorter than the ${fileSize}-byte disk it should hold`);
+  const size = options.size ?? Math.ceil(fileSize / 512) * 512;
+  if (size % 512 !== 0 || size < fileSize) throw new Error(`raw disk size ${size} must be whole sectors and hold the ${fileSize}-byte file`);
+  const zeroChunks = new Set<number>();
+  let passes = 0;
+  return {
+    size,
+    async *extents(): AsyncGenerator<DiskExtent> {
+      const now = await file.stat();
+      if (now.size !== stats.size || now.mtimeMs !== stats.mtimeMs) throw new TskitError(`${path} changed while it was being read`);
+      const firstPass = passes++ === 0;
+      const chunks: number[] = [];
+      for (let at = 0; at < fileSize; at += CHUNK) if (firstPass || !zeroChunks.has(at)) chunks.push(at);
+      const read = async (at: number): Promise<Buffer> => {
+        const length = Math.min(CHUNK, fileSize - at);
+        const buffer = Buffer.allocUnsafeSlow(Math.ceil(length / 512) * 512);
+        let got = 0;
+        while (got < length) {
+          const {bytesRead} = await file.read(buffer, got, length - got, at + got);
+          if (bytesRead === 0) throw new TskitError(`${path}: the file ended at byte ${at + got}, before its size of ${fileSize} bytes (it shrank while being read)`);
+          got += bytesRead;
+        }
+        buffer.fill(0, length); // the last sector's tail, past the end of the file
+        return buffer;
+      };
+      // one read ahead, so the disk works while the chunk before is examined
+      let next = chunks.length > 0 ? read(chunks[0]!) : undefined;
+      next?.catch(() => {});
+      for (let i = 0; i < chunks.length; i++) {
+        const at = chunks[i]!;
+        const buffer = await next!;
+        next = i + 1 < chunks.length ? read(chunks[i + 1]!) : undefined;
+        next?.catch(() => {});
+        let runStart = -1;
+        let any = false;
+        for (let p = 0; ; p += PIECE) {
+          const end = Math.min(p, buffer.length);
+          const data = p < buffer.length && !isZero(buffer.subarray(p, p + PIECE));
+          if (data && runStart < 0) runStart = p;
+          if (!data && runStart >= 0) {
+            yield {offset: at + runStart, data: buffer.subarray(runStart, end)};
+            any = true;
+            runStart = -1;
+          }
+          if (p >= buffer.length) break;
+        }
+        if (firstPass && !any) zeroChunks.add(at);
+      }
+    },
+  };
+}

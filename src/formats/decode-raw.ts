@@ -33,9 +33,13 @@ export async function rawDiskImage(file: FileHandle, path: string, options: RawD
       const firstPass = passes++ === 0;
       const chunks: number[] = [];
       for (let at = 0; at < fileSize; at += CHUNK) if (firstPass || !zeroChunks.has(at)) chunks.push(at);
+      // a chunk that held only zeros gave its buffer to no one: it is read into again
+      const spare: Buffer[] = [];
       const read = async (at: number): Promise<Buffer> => {
         const length = Math.min(CHUNK, fileSize - at);
-        const buffer = Buffer.allocUnsafeSlow(Math.ceil(length / 512) * 512);
+        const bytes = Math.ceil(length / 512) * 512;
+        const reuse = spare.pop();
+        const buffer = reuse && reuse.length === bytes ? reuse : Buffer.allocUnsafeSlow(bytes);
         let got = 0;
         while (got < length) {
           const {bytesRead} = await file.read(buffer, got, length - got, at + got);
@@ -66,7 +70,10 @@ export async function rawDiskImage(file: FileHandle, path: string, options: RawD
           }
           if (p >= buffer.length) break;
         }
-        if (firstPass && !any) zeroChunks.add(at);
+        if (!any) {
+          if (firstPass) zeroChunks.add(at);
+          spare.push(buffer);
+        }
       }
     },
   };

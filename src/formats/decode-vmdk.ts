@@ -33,13 +33,12 @@ function parseHeader(h: Buffer): SparseHeader {
 }
 
 export async function vmdkDiskImage(disk: DiskFile, signal?: AbortSignal): Promise<DiskImage> {
-  const first = await disk.read(0, 512, 'sparse extent header');
-  if (first.readUInt32LE(0) !== VMDK_MAGIC) {
-    if (first.toString('latin1', 0, 21) === '# Disk DescriptorFile') {
-      throw disk.unsupported('this is a descriptor whose data lives in other files (flat or split extents); give the extent file, or convert the set with qemu-img first');
-    }
-    throw disk.corrupt('no "KDMV" sparse extent header at byte 0');
+  const lead = await disk.read(0, Math.min(disk.size, 32), 'sparse extent header');
+  if (lead.toString('latin1', 0, 21) === '# Disk DescriptorFile') {
+    throw disk.unsupported('this is a descriptor whose data lives in other files (flat or split extents); give the extent file, or convert the set with qemu-img first');
   }
+  if (lead.length < 4 || lead.readUInt32LE(0) !== VMDK_MAGIC) throw disk.corrupt('no "KDMV" sparse extent header at byte 0');
+  const first = await disk.read(0, 512, 'sparse extent header');
   let header = parseHeader(first);
   if (header.version < 1 || header.version > 3) throw disk.unsupported(`sparse extent version ${header.version} is not supported (1-3)`);
   if (header.gdOffset === VMDK_GD_AT_END) {
@@ -56,6 +55,10 @@ export async function vmdkDiskImage(disk: DiskFile, signal?: AbortSignal): Promi
   }
   const compressed = (header.flags & VMDK_FLAGS.compressed) !== 0;
   const markers = (header.flags & VMDK_FLAGS.markers) !== 0;
+  if (markers && disk.size >= 1024) {
+    const last = await disk.read(disk.size - 512, 512, 'end-of-stream marker');
+    if (!last.every((b) => b === 0)) throw disk.corrupt(`the stream does not end with an end-of-stream marker (the last 512 bytes, from byte ${disk.size - 512}); it is truncated`);
+  }
   if (compressed && header.compressAlgorithm !== 1) throw disk.unsupported(`compression algorithm ${header.compressAlgorithm} is not supported (only deflate, 1)`);
   if (header.grainSectors < 1 || header.grainSectors > 2048 || (header.grainSectors & (header.grainSectors - 1)) !== 0) {
     throw disk.corrupt(`grain size ${header.grainSectors} sectors (header byte 20) is not a power of two up to 2048`);

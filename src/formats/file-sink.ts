@@ -49,7 +49,7 @@ export class FileSink {
     if (this.failure) throw this.failure;
     if (typeof piece === 'number') return this.zeros(piece);
     if (piece.length === 0) return;
-    this.digest?.update(piece);
+    await this.digest?.update(piece);
     if (piece.length < HOLE_UNIT * 2) {
       if (this.batchUsed + piece.length > BATCH) await this.flush();
       if (this.batchUsed === 0) this.batchStart = this.position;
@@ -75,8 +75,8 @@ export class FileSink {
   private async zeros(count: number): Promise<void> {
     if (count <= 0) return;
     if (count < HOLE_UNIT) return this.put(zeros(count));
-    this.digest?.zeros(count);
     await this.flush();
+    await this.digest?.zeros(count);
     this.position += count;
   }
 

@@ -142,7 +142,7 @@ describe('readers, on damaged images', () => {
     const fixed = join(dir, 'bad-sum.vhd');
     const whole = await readFile(join(dir, 'fixed.vhd'));
     const bad = Buffer.from(whole);
-    bad[bad.length - 512 + 48] ^= 1;
+    bad.writeUInt8(bad.readUInt8(bad.length - 512 + 48) ^ 1, bad.length - 512 + 48);
     await writeFile(fixed, bad);
     expect(await failure(fixed)).toMatch(/footer at byte \d+ has checksum 0x[0-9a-f]+, its bytes sum to 0x[0-9a-f]+: it is damaged/);
     const cut = join(dir, 'cut.vhd');
@@ -154,8 +154,7 @@ describe('readers, on damaged images', () => {
   it('VHDX whose headers are both damaged, or whose log was not replayed', async () => {
     const whole = await readFile(join(dir, 'disk.vhdx'));
     const broken = Buffer.from(whole);
-    broken[64 * 1024 + 100] ^= 1;
-    broken[128 * 1024 + 100] ^= 1;
+    for (const at of [64 * 1024 + 100, 128 * 1024 + 100]) broken.writeUInt8(broken.readUInt8(at) ^ 1, at);
     await writeFile(join(dir, 'bad-headers.vhdx'), broken);
     expect(await failure(join(dir, 'bad-headers.vhdx'))).toMatch(/header at byte 65536: CRC-32C 0x[0-9a-f]+ does not match its content .*header at byte 131072: CRC-32C/);
     const logged = Buffer.from(whole);

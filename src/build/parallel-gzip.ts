@@ -38,17 +38,20 @@ export function parallelGzip(options: ParallelGzipOptions = {}) {
     let dictionaryZero = false;
     let zeroDeflated: Promise<Buffer> | undefined;
     let zeroCrc: ((crc: number) => number) | undefined;
+    // room for a whole block's output in one go: zlib's default 16 KiB output chunks would
+    // cost a round trip between the thread pool and the main thread for each of them
+    const chunkSize = blockSize + 4096;
     const submit = (block: Buffer, last: boolean) => {
       total += block.length;
-      if (!last && dictionaryZero && block.length === blockSize && block.equals(zeroBlock)) {
+      if (!last && dictionaryZero && (block === zeroBlock || (block.length === blockSize && block.equals(zeroBlock)))) {
         zeroCrc ??= crc32ZeroExtender(blockSize);
         crc = zeroCrc(crc);
-        zeroDeflated ??= deflateRawAsync(zeroBlock, {level, finishFlush: constants.Z_SYNC_FLUSH, dictionary: zeroWindow});
+        zeroDeflated ??= deflateRawAsync(zeroBlock, {level, chunkSize, finishFlush: constants.Z_SYNC_FLUSH, dictionary: zeroWindow});
         queue.push(zeroDeflated);
         return;
       }
       crc = crc32(block, crc);
-      const settings: Record<string, unknown> = {level, finishFlush: last ? constants.Z_FINISH : constants.Z_SYNC_FLUSH};
+      const settings: Record<string, unknown> = {level, chunkSize, finishFlush: last ? constants.Z_FINISH : constants.Z_SYNC_FLUSH};
       if (dictionary) settings.dictionary = dictionary;
       queue.push(deflateRawAsync(block, settings));
       dictionary = block.length >= WINDOW ? block.subarray(block.length - WINDOW) : Buffer.concat([dictionary ?? Buffer.alloc(0), block]).subarray(-WINDOW);
@@ -57,25 +60,23 @@ export function parallelGzip(options: ParallelGzipOptions = {}) {
 
     let pending: Buffer[] = [];
     let pendingBytes = 0;
+    let pendingZero = true;
     for await (const chunk of source) {
       let buffer = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
       while (buffer.length > 0) {
-        if (pendingBytes === 0 && dictionaryZero && buffer.length >= blockSize && buffer.subarray(0, blockSize).equals(zeroBlock)) {
-          // zeros need no copy: their deflated form is already known
-          submit(buffer.subarray(0, blockSize), false);
-          buffer = buffer.subarray(blockSize);
-          while (queue.length >= inFlight) yield await queue.shift()!;
-          continue;
-        }
         const take = Math.min(blockSize - pendingBytes, buffer.length);
-        pending.push(buffer.subarray(0, take));
+        const piece = buffer.subarray(0, take);
+        pendingZero &&= piece.equals(zeroBlock.subarray(0, take));
+        pending.push(piece);
         pendingBytes += take;
         buffer = buffer.subarray(take);
         if (pendingBytes === blockSize) {
-          // copy: the caller may reuse its chunk memory, and the block outlives this loop
-          submit(Buffer.concat(pending, pendingBytes), false);
+          // zeros need no copy (the shared zero block is their content); anything else is
+          // copied: the caller may reuse its chunk memory, and the block outlives this loop
+          submit(pendingZero ? zeroBlock : Buffer.concat(pending, pendingBytes), false);
           pending = [];
           pendingBytes = 0;
+          pendingZero = true;
           while (queue.length >= inFlight) yield await queue.shift()!;
         }
       }

@@ -87,12 +87,13 @@ export interface BlockMap {
   blocks: number;
   /** Numbers of the non-zero blocks, ascending. */
   allocated: Uint32Array;
-  /** sha256 of the disk size and each non-zero block's number and CRC-32: what identifiers derive from. */
+  /** sha256 of the disk size and each non-zero block's number and CRC-32: what identifiers derive from (empty if not asked for). */
   fingerprint: Buffer;
 }
 
-/** Pass one: which blocks hold data, and the content fingerprint. */
-export async function scanBlocks(image: DiskImage, blockSize: number, options: BlockOptions = {}): Promise<BlockMap> {
+/** Pass one: which blocks hold data, and (unless `fingerprint` is false) the content fingerprint. */
+export async function scanBlocks(image: DiskImage, blockSize: number, options: BlockOptions & {fingerprint?: boolean} = {}): Promise<BlockMap> {
+  const withFingerprint = options.fingerprint !== false;
   const blocks = Math.ceil(image.size / blockSize);
   if (blocks > 2 ** 32 - 1) throw new Error(`a ${image.size}-byte disk has too many ${blockSize}-byte blocks`);
   let allocated = new Uint32Array(1024);
@@ -110,6 +111,7 @@ export async function scanBlocks(image: DiskImage, blockSize: number, options: B
       allocated = grown;
     }
     allocated[count++] = block.index;
+    if (!withFingerprint) continue;
     record.writeBigUInt64BE(BigInt(block.index), filled);
     record.writeUInt32BE(crc32(block.data), filled + 8);
     filled += 12;
@@ -119,7 +121,7 @@ export async function scanBlocks(image: DiskImage, blockSize: number, options: B
     }
   }
   hash.update(record.subarray(0, filled));
-  return {blockSize, blocks, allocated: allocated.slice(0, count), fingerprint: hash.digest()};
+  return {blockSize, blocks, allocated: allocated.slice(0, count), fingerprint: withFingerprint ? hash.digest() : Buffer.alloc(0)};
 }
 
 /**

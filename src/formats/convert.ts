@@ -34,7 +34,8 @@ export interface Converted {
 export async function convertDiskImage(input: string, output: string, options: ConvertOptions): Promise<Converted> {
   const emit = options.emit ?? ignoreEvents;
   await refuseSameFile(input, output);
-  const opened = await openDisk(input, {...(options.inputFormat ? {format: options.inputFormat} : {}), ...(options.signal ? {signal: options.signal} : {})});
+  // encodeDisk copies what it keeps beyond the next extents, so the reader may reuse its buffers
+  const opened = await openDisk(input, {...(options.inputFormat ? {format: options.inputFormat} : {}), ...(options.signal ? {signal: options.signal} : {}), reuseBuffers: true});
   try {
     const source = opened.image;
     const virtualSize = roundSize(options.format, source.size);

@@ -1,6 +1,8 @@
 // A raw disk file as a DiskImage. Node cannot ask the file system where the holes are
 // (no SEEK_DATA), so the file is read in large chunks and every all-zero 64 KiB piece is
 // dropped; a chunk found all zero on the first pass is not read again on later passes.
+// A chunk's buffer is read into again once it held only zeros, and, when the consumer
+// allows it (reuseBuffers), also a few chunks after its extents were handed out.
 import type {FileHandle} from 'node:fs/promises';
 import {TskitError} from '../errors.ts';
 import {isZero} from './blocks.ts';
@@ -8,13 +10,22 @@ import type {DiskExtent, DiskImage} from './disk.ts';
 
 const CHUNK = 4 * 1024 * 1024;
 const PIECE = 64 * 1024;
+const READ_AHEAD = 2;
 
 export interface RawDiskOptions {
   /** The virtual size (at least `length`, a multiple of 512); the rest reads as zeros. */
   size?: number;
   /** How many bytes at the start of the file are the disk (default: all; a fixed VHD ends with its footer). */
   length?: number;
+  /**
+   * Read into a chunk's buffer again once the consumer has pulled the extents of the two
+   * chunks after it. Only for consumers that copy what they keep longer (encodeDisk does).
+   */
+  reuseBuffers?: boolean;
 }
+
+/** Chunks whose extents a reuseBuffers consumer may still hold: the one before the current. */
+const HELD_CHUNKS = 2;
 
 /** `file` (kept open by the caller) as a disk of its own size rounded up to whole sectors. */
 export async function rawDiskImage(file: FileHandle, path: string, options: RawDiskOptions = {}): Promise<DiskImage> {
@@ -25,6 +36,9 @@ export async function rawDiskImage(file: FileHandle, path: string, options: RawD
   if (size % 512 !== 0 || size < fileSize) throw new Error(`raw disk size ${size} must be whole sectors and hold the ${fileSize}-byte file`);
   const zeroChunks = new Set<number>();
   let passes = 0;
+  // buffers free to read into: a chunk that held only zeros gave its buffer to no one, and
+  // a pass leaves its buffers to the next (the consumer is done with them)
+  const spare: Buffer[] = [];
   return {
     size,
     async *extents(): AsyncGenerator<DiskExtent> {
@@ -33,8 +47,7 @@ export async function rawDiskImage(file: FileHandle, path: string, options: RawD
       const firstPass = passes++ === 0;
       const chunks: number[] = [];
       for (let at = 0; at < fileSize; at += CHUNK) if (firstPass || !zeroChunks.has(at)) chunks.push(at);
-      // a chunk that held only zeros gave its buffer to no one: it is read into again
-      const spare: Buffer[] = [];
+      const held: Buffer[] = [];
       const read = async (at: number): Promise<Buffer> => {
         const length = Math.min(CHUNK, fileSize - at);
         const bytes = Math.ceil(length / 512) * 512;
@@ -49,14 +62,21 @@ export async function rawDiskImage(file: FileHandle, path: string, options: RawD
         buffer.fill(0, length); // the last sector's tail, past the end of the file
         return buffer;
       };
-      // one read ahead, so the disk works while the chunk before is examined
-      let next = chunks.length > 0 ? read(chunks[0]!) : undefined;
-      next?.catch(() => {});
+      // reads run ahead, so the disk (and the thread pool) work while a chunk is examined
+      const ahead: Array<Promise<Buffer>> = [];
+      let issued = 0;
+      const refill = () => {
+        while (ahead.length < READ_AHEAD && issued < chunks.length) {
+          const pending = read(chunks[issued++]!);
+          pending.catch(() => {});
+          ahead.push(pending);
+        }
+      };
+      refill();
       for (let i = 0; i < chunks.length; i++) {
         const at = chunks[i]!;
-        const buffer = await next!;
-        next = i + 1 < chunks.length ? read(chunks[i + 1]!) : undefined;
-        next?.catch(() => {});
+        const buffer = await ahead.shift()!;
+        refill();
         let runStart = -1;
         let any = false;
         for (let p = 0; ; p += PIECE) {
@@ -73,8 +93,12 @@ export async function rawDiskImage(file: FileHandle, path: string, options: RawD
         if (!any) {
           if (firstPass) zeroChunks.add(at);
           spare.push(buffer);
+        } else if (options.reuseBuffers) {
+          held.push(buffer);
+          if (held.length > HELD_CHUNKS) spare.push(held.shift()!);
         }
       }
+      if (options.reuseBuffers) spare.push(...held.splice(0));
     },
   };
 }

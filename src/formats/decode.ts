@@ -20,7 +20,14 @@ export interface OpenedDisk {
   close(): Promise<void>;
 }
 
-export async function openDisk(path: string, options: {format?: InputFormat; signal?: AbortSignal} = {}): Promise<OpenedDisk> {
+export interface OpenDiskOptions {
+  format?: InputFormat;
+  signal?: AbortSignal;
+  /** Let raw readers reuse their buffers (see RawDiskOptions.reuseBuffers): only for encodeDisk-like consumers. */
+  reuseBuffers?: boolean;
+}
+
+export async function openDisk(path: string, options: OpenDiskOptions = {}): Promise<OpenedDisk> {
   let file;
   try {
     file = await open(path, 'r');
@@ -40,12 +47,12 @@ export async function openDisk(path: string, options: {format?: InputFormat; sig
     const image = await (format === 'qcow2'
       ? qcow2DiskImage(disk, options.signal)
       : format === 'vhd'
-        ? vhdDiskImage(disk, options.signal)
+        ? vhdDiskImage(disk, options.signal, options.reuseBuffers)
         : format === 'vhdx'
           ? vhdxDiskImage(disk, options.signal)
           : format === 'vmdk'
             ? vmdkDiskImage(disk, options.signal)
-            : rawDiskImage(file, path));
+            : rawDiskImage(file, path, {reuseBuffers: options.reuseBuffers ?? false}));
     const opened = file;
     return {image, format, close: () => opened.close()};
   } catch (error) {

@@ -77,7 +77,12 @@ export function roundSize(format: ContainerFormat, size: number): number {
   return Math.max(multiple, Math.ceil(size / multiple) * multiple);
 }
 
-/** Writes `image` as `format` to `path` (via a temp name in the same directory, renamed at the end). */
+/**
+ * Writes `image` as `format` to `path` (via a temp name in the same directory, renamed at
+ * the end). It holds an extent's bytes at most until it has pulled the extents after it
+ * that lie within the next few MiB of the disk, and copies anything it keeps longer (the
+ * write buffers, deflate inputs), so a source may reuse its buffers (RawDiskOptions.reuseBuffers).
+ */
 export async function encodeDisk(format: ContainerFormat, image: DiskImage, path: string, options: EncodeOptions = {}): Promise<Encoded> {
   const encoder = ENCODERS[format];
   if (!encoder) throw new TskitError(`unknown disk format ${format} (known: ${CONTAINER_FORMATS.join(', ')})`);

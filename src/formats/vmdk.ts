@@ -122,8 +122,20 @@ export async function* encodeVmdk(image: DiskImage, context: EncodeContext): Asy
 
   const level = context.level;
   const grains = nonZeroBlocks(image, GRAIN, {signal: context.signal, progress: context.progress});
-  // the copy: a block may be a view into the source's memory, and deflate reads it on another thread
-  const compressed = orderedParallel(grains, (block) => deflateAsync(Buffer.from(block.data), {level}), IN_FLIGHT);
+  // deflate reads its input on another thread, and a block may be a view into the source's
+  // memory: each grain is copied into one of a few buffers, reused once its deflate is done
+  const copies: Buffer[] = [];
+  const compressed = orderedParallel(
+    grains,
+    async (block) => {
+      const copy = copies.pop() ?? Buffer.allocUnsafeSlow(GRAIN);
+      block.data.copy(copy);
+      const deflated = await deflateAsync(copy, {level, chunkSize: GRAIN + 1024}); // room for the whole output: one round trip
+      copies.push(copy);
+      return deflated;
+    },
+    IN_FLIGHT,
+  );
   let ordinal = 0;
   for await (const {item: block, result: deflated} of compressed) {
     expectBlock(map, ordinal++, block.index);

@@ -1,9 +1,12 @@
 // `node bench/formats.ts`: tskit convert against qemu-img convert, per container format, on
-// the same 1 GiB raw disk (half 4 MiB stripes of random bytes, half holes), in the same run
-// and interleaved, so machine load hits both alike: wall seconds (median), MB/s of virtual
-// disk, peak RSS (GNU time's %M) and the ratio. Then an 8 GiB sparse disk (64 MiB of data)
-// through every format, to show tskit's memory stays flat as the disk grows.
-// Not a test: it reports.
+// the same 1 GiB raw disk (4 MiB stripes, random bytes and zeros alternating), in the same
+// run and interleaved, so machine load hits both alike: wall seconds (median), MB/s of
+// virtual disk, peak RSS (GNU time's %M) and the ratio. The disk comes twice: "dense" (the
+// zeros written out, so both tools read every byte) and "sparse" (the zeros are holes, which
+// qemu-img skips with SEEK_DATA and tskit must read); the compression-bound formats (vmdk,
+// gcp) run on the dense one only. Then an 8 GiB sparse disk (64 MiB of data) through every
+// format, to show tskit's memory stays flat as the disk grows. Inputs are read once before
+// timing (page cache warm). Not a test: it reports.
 //
 //   node bench/formats.ts [--runs N] [--gib N] [--sparse-gib N] [--only raw,vmdk,...] [--json]
 import {spawn} from 'node:child_process';
@@ -26,6 +29,7 @@ export interface Measured {
 
 export interface FormatRow {
   format: string;
+  input: 'dense' | 'sparse';
   tskit: Measured & {runs: number[]; outputBytes: number};
   reference?: Measured & {runs: number[]; tool: string; outputBytes: number};
   /** reference seconds / tskit seconds: above 1, tskit is faster. */
@@ -36,8 +40,11 @@ export interface FormatsResults {
   diskGiB: number;
   runs: number;
   rows: FormatRow[];
-  sparse: {gib: number; dataMiB: number; rows: Array<{format: string; tskit: Measured; qemu?: Measured}>};
+  sparse: {gib: number; dataMiB: number; firstReadSeconds: number; rows: Array<{format: string; tskit: Measured; qemu?: Measured}>};
 }
+
+/** Formats whose time is compression: their input's holes change nothing, so they run once. */
+const COMPRESSED = new Set(['vmdk', 'gcp']);
 
 /** The qemu-img command writing the same format, or another reference tool. */
 const REFERENCE: Record<string, {tool: string; args: (input: string, output: string) => [string, string[]]}> = {
@@ -73,12 +80,16 @@ function measure(command: string, args: string[]): Promise<Measured> {
 const sync = () => new Promise<void>((resolve) => spawn('sync').on('close', () => resolve()));
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-/** A sparse raw disk: `data` bytes of random stripes of `stripe` bytes spread evenly, holes between. */
-async function writeDisk(path: string, size: number, data: number, stripe: number): Promise<void> {
+/** A raw disk: `data` bytes of random stripes of `stripe` bytes spread evenly, zeros between (holes unless `dense`). */
+async function writeDisk(path: string, size: number, data: number, stripe: number, dense = false): Promise<void> {
   const file = await open(path, 'w');
   const stripes = Math.floor(data / stripe);
   const gap = Math.floor(size / stripes / stripe) * stripe;
-  for (let i = 0; i < stripes; i++) await file.write(randomBytes(stripe), 0, stripe, i * gap);
+  const zeros = Buffer.alloc(stripe);
+  for (let i = 0; i < stripes; i++) {
+    await file.write(randomBytes(stripe), 0, stripe, i * gap);
+    if (dense) for (let at = i * gap + stripe; at < Math.min(size, (i + 1) * gap); at += stripe) await file.write(zeros, 0, Math.min(stripe, size - at), at);
+  }
   await file.truncate(size);
   await file.close();
 }
@@ -102,51 +113,59 @@ export async function runFormatsBench(options: {runs?: number; gib?: number; spa
     // named disk.raw so GNU tar stores the member GCE wants
     await mkdir(join(work, 'in'));
     const input = join(work, 'in', 'disk.raw');
-    log(`writing a ${gib} GiB disk: 4 MiB stripes, random and holes alternating`);
-    await writeDisk(input, gib * GiB, (gib * GiB) / 2, 4 * MiB);
-    await readThrough(input);
-
     const rows: FormatRow[] = [];
-    for (const format of formats) {
-      const reference = REFERENCE[format];
-      const t: Measured[] = [];
-      const r: Measured[] = [];
-      let outputBytes = 0;
-      let referenceBytes = 0;
-      for (let run = 0; run < runs; run++) {
-        // alternate who goes first, so neither always inherits the other's writeback
-        const order = run % 2 === 0 ? ['tskit', 'reference'] : ['reference', 'tskit'];
-        for (const who of order) {
-          const output = join(work, `out-${who}`);
-          await sync();
-          if (who === 'tskit') {
-            t.push(await tskit(input, output, format));
-            outputBytes = (await stat(output)).size;
-          } else if (reference) {
-            const [command, args] = reference.args(input, output);
-            r.push(await measure(command, args));
-            referenceBytes = (await stat(output)).size;
+    for (const kind of ['dense', 'sparse'] as const) {
+      log(`writing a ${gib} GiB ${kind} disk: 4 MiB stripes, random bytes and ${kind === 'dense' ? 'zeros' : 'holes'} alternating`);
+      await writeDisk(input, gib * GiB, (gib * GiB) / 2, 4 * MiB, kind === 'dense');
+      await readThrough(input);
+      for (const format of formats) {
+        if (kind === 'sparse' && COMPRESSED.has(format)) continue;
+        const reference = REFERENCE[format];
+        const t: Measured[] = [];
+        const r: Measured[] = [];
+        let outputBytes = 0;
+        let referenceBytes = 0;
+        for (let run = 0; run < runs; run++) {
+          // alternate who goes first, so neither always inherits the other's writeback
+          const order = run % 2 === 0 ? ['tskit', 'reference'] : ['reference', 'tskit'];
+          for (const who of order) {
+            const output = join(work, `out-${who}`);
+            await sync();
+            if (who === 'tskit') {
+              t.push(await tskit(input, output, format));
+              outputBytes = (await stat(output)).size;
+            } else if (reference) {
+              const [command, args] = reference.args(input, output);
+              r.push(await measure(command, args));
+              referenceBytes = (await stat(output)).size;
+            }
+            await rm(output, {force: true});
           }
-          await rm(output, {force: true});
         }
+        const row: FormatRow = {
+          format,
+          input: kind,
+          tskit: {seconds: median(t.map((m) => m.seconds)), maxRssMiB: Math.max(...t.map((m) => m.maxRssMiB)), runs: t.map((m) => Number(m.seconds.toFixed(3))), outputBytes},
+        };
+        if (reference && r.length > 0) {
+          row.reference = {tool: reference.tool, seconds: median(r.map((m) => m.seconds)), maxRssMiB: Math.max(...r.map((m) => m.maxRssMiB)), runs: r.map((m) => Number(m.seconds.toFixed(3))), outputBytes: referenceBytes};
+          row.speedup = row.reference.seconds / row.tskit.seconds;
+        }
+        rows.push(row);
+        log(`${kind} ${format}: tskit ${row.tskit.seconds.toFixed(2)} s, ${row.reference?.tool ?? '-'} ${row.reference?.seconds.toFixed(2) ?? '-'} s`);
       }
-      const row: FormatRow = {
-        format,
-        tskit: {seconds: median(t.map((m) => m.seconds)), maxRssMiB: Math.max(...t.map((m) => m.maxRssMiB)), runs: t.map((m) => Number(m.seconds.toFixed(3))), outputBytes},
-      };
-      if (reference && r.length > 0) {
-        row.reference = {tool: reference.tool, seconds: median(r.map((m) => m.seconds)), maxRssMiB: Math.max(...r.map((m) => m.maxRssMiB)), runs: r.map((m) => Number(m.seconds.toFixed(3))), outputBytes: referenceBytes};
-        row.speedup = row.reference.seconds / row.tskit.seconds;
-      }
-      rows.push(row);
-      log(`${format}: tskit ${row.tskit.seconds.toFixed(2)} s, ${row.reference?.tool ?? '-'} ${row.reference?.seconds.toFixed(2) ?? '-'} s`);
+      await rm(input);
     }
-    await rm(input);
 
     const sparseInput = join(work, 'in', 'disk.raw');
     const dataMiB = 64;
     log(`writing a ${sparseGib} GiB sparse disk with ${dataMiB} MiB of data`);
     await writeDisk(sparseInput, sparseGib * GiB, dataMiB * MiB, 2 * MiB);
+    // the first read of a hole makes the kernel fill page cache with zero pages (slow); timed apart
+    const firstRead = performance.now();
+    await readThrough(sparseInput);
+    const firstReadSeconds = (performance.now() - firstRead) / 1000;
+    log(`first read of the ${sparseGib} GiB sparse file: ${firstReadSeconds.toFixed(1)} s`);
     const sparseRows: FormatsResults['sparse']['rows'] = [];
     for (const format of formats) {
       const output = join(work, 'sparse-out');
@@ -164,7 +183,7 @@ export async function runFormatsBench(options: {runs?: number; gib?: number; spa
       sparseRows.push({format, tskit: measured, ...(qemu ? {qemu} : {})});
       log(`${sparseGib} GiB sparse ${format}: tskit ${measured.seconds.toFixed(2)} s, ${measured.maxRssMiB.toFixed(0)} MiB`);
     }
-    return {diskGiB: gib, runs, rows, sparse: {gib: sparseGib, dataMiB, rows: sparseRows}};
+    return {diskGiB: gib, runs, rows, sparse: {gib: sparseGib, dataMiB, firstReadSeconds, rows: sparseRows}};
   } finally {
     await rm(work, {recursive: true, force: true});
   }
@@ -173,9 +192,10 @@ export async function runFormatsBench(options: {runs?: number; gib?: number; spa
 /** The results as a text table. */
 export function formatsTable(results: FormatsResults): string {
   const mbps = (seconds: number, gib: number) => `${((gib * GiB) / 1e6 / seconds).toFixed(0)} MB/s`;
-  const head = ['format', 'tskit', 'tskit MB/s', 'tskit RSS', 'reference', 'ref MB/s', 'ref RSS', 'speed ratio', 'sizes (tskit / ref)'];
+  const head = ['format', 'input', 'tskit', 'tskit MB/s', 'tskit RSS', 'reference', 'ref MB/s', 'ref RSS', 'speed ratio', 'sizes (tskit / ref)'];
   const rows = results.rows.map((r) => [
     r.format,
+    r.input,
     `${r.tskit.seconds.toFixed(2)} s`,
     mbps(r.tskit.seconds, results.diskGiB),
     `${r.tskit.maxRssMiB.toFixed(0)} MiB`,
@@ -187,7 +207,7 @@ export function formatsTable(results: FormatsResults): string {
   ]);
   const sparseHead = ['format', `${results.sparse.gib} GiB sparse: tskit`, 'tskit RSS', 'qemu-img', 'qemu-img RSS'];
   const sparseRows = results.sparse.rows.map((r) => [r.format, `${r.tskit.seconds.toFixed(2)} s`, `${r.tskit.maxRssMiB.toFixed(0)} MiB`, r.qemu ? `${r.qemu.seconds.toFixed(2)} s` : '-', r.qemu ? `${r.qemu.maxRssMiB.toFixed(0)} MiB` : '-']);
-  return `${table(head, rows)}\n(${results.diskGiB} GiB disk, half random; median of ${results.runs} interleaved runs; ratio = reference time / tskit time)\n\n${table(sparseHead, sparseRows)}\n(${results.sparse.dataMiB} MiB of data; one run each)\n`;
+  return `${table(head, rows)}\n(${results.diskGiB} GiB disk, half random; median of ${results.runs} interleaved runs; ratio = reference time / tskit time)\n\n${table(sparseHead, sparseRows)}\n(${results.sparse.dataMiB} MiB of data; one run each, page cache warm: the first read of the file took ${results.sparse.firstReadSeconds.toFixed(1)} s)\n`;
 }
 
 function table(head: string[], rows: string[][]): string {

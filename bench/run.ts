@@ -2,7 +2,7 @@
 // as the reference it is compared with, printed as a table and written to bench/results.json.
 // Not a test: nothing here passes or fails, it reports.
 //
-//   node bench/run.ts [--runs N] [--big-gib N] [--only startup,build,big,boot]
+//   node bench/run.ts [--runs N] [--big-gib N] [--only startup,build,big,boot,formats]
 import {spawn} from 'node:child_process';
 import {createHash, randomBytes} from 'node:crypto';
 import {createWriteStream} from 'node:fs';
@@ -14,6 +14,7 @@ import {Readable} from 'node:stream';
 import {parseArgs} from 'node:util';
 import {writeTar} from '../src/build/tar/writer.ts';
 import {startFixtureRegistry} from '../test/fixtures/fixture-registry.ts';
+import {formatsTable, runFormatsBench} from './formats.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const NODE = join(ROOT, 'node_modules', '.bin', 'node');
@@ -23,7 +24,7 @@ const {values} = parseArgs({
   options: {
     runs: {type: 'string', default: '5'},
     'big-gib': {type: 'string', default: '2'},
-    only: {type: 'string', default: 'startup,build,big,boot'},
+    only: {type: 'string', default: 'startup,build,big,boot,formats'},
   },
 });
 const RUNS = Number(values.runs);
@@ -204,6 +205,24 @@ try {
     results.boot = {plainQemu: median(plain), tskitRunQemu: median(viaTskit), plainRuns: plain, tskitRuns: viaTskit};
     row('boot hello to HELLO-OK: plain qemu', `${median(plain).toFixed(2)} s`, '', `median of ${RUNS}, TCG`);
     row('boot hello to HELLO-OK: tskit run qemu', `${median(viaTskit).toFixed(2)} s`, '', `+${(median(viaTskit) - median(plain)).toFixed(2)} s over plain qemu`);
+  }
+
+  if (ONLY.has('formats')) {
+    // tskit convert against qemu-img convert per container format (bench/formats.ts)
+    const formats = await runFormatsBench({runs: Math.min(RUNS, 3), log});
+    results.formats = formats;
+    for (const r of formats.rows) {
+      const mbps = (seconds: number) => `${((formats.diskGiB * 2 ** 30) / 1e6 / seconds).toFixed(0)} MB/s`;
+      row(
+        `convert 1 GiB ${r.input} raw to ${r.format}`,
+        `${r.tskit.seconds.toFixed(2)} s (${mbps(r.tskit.seconds)})`,
+        `${r.tskit.maxRssMiB.toFixed(0)} MiB`,
+        r.reference ? `${r.reference.tool}: ${r.reference.seconds.toFixed(2)} s (${mbps(r.reference.seconds)}), ${r.reference.maxRssMiB.toFixed(0)} MiB; ratio ${r.speedup!.toFixed(2)}x` : '',
+      );
+    }
+    const sparse = formats.sparse.rows;
+    row(`convert ${formats.sparse.gib} GiB sparse, every format`, `${Math.min(...sparse.map((r) => r.tskit.seconds)).toFixed(1)}-${Math.max(...sparse.map((r) => r.tskit.seconds)).toFixed(1)} s`, `<= ${Math.max(...sparse.map((r) => r.tskit.maxRssMiB)).toFixed(0)} MiB`, 'target: flat, under 200 MB');
+    log(`\n${formatsTable(formats)}`);
   }
 
   results.linuxkit = {

@@ -3,12 +3,12 @@
 // bitmaps are honoured (a sector whose bit is clear reads as zeros).
 import type {DiskImage} from './disk.ts';
 import {DiskFile, readMapped, type MappedRun} from './decode-mapped.ts';
-import {rawDiskImage} from './decode-raw.ts';
+import {rawDiskImage, type RawDiskOptions} from './decode-raw.ts';
 import {VHD_DISK_TYPE, VHD_DYNAMIC_HEADER_SIZE, VHD_FOOTER_SIZE, onesComplementSum} from './vhd.ts';
 
 const UNALLOCATED = 0xffff_ffff;
 
-export async function vhdDiskImage(disk: DiskFile, signal?: AbortSignal, reuseBuffers = false): Promise<DiskImage> {
+export async function vhdDiskImage(disk: DiskFile, signal?: AbortSignal, raw: Pick<RawDiskOptions, 'reuseBuffers' | 'direct'> = {}): Promise<DiskImage> {
   if (disk.size < VHD_FOOTER_SIZE) throw disk.corrupt(`the file is ${disk.size} bytes, smaller than a VHD footer`);
   const footerAt = disk.size - VHD_FOOTER_SIZE;
   const footer = await disk.read(footerAt, VHD_FOOTER_SIZE, 'footer');
@@ -27,7 +27,7 @@ export async function vhdDiskImage(disk: DiskFile, signal?: AbortSignal, reuseBu
 
   if (diskType === VHD_DISK_TYPE.fixed) {
     if (footerAt < currentSize) throw disk.corrupt(`a fixed disk of ${currentSize} bytes (footer byte 48) needs a ${currentSize + VHD_FOOTER_SIZE}-byte file; this one has ${disk.size}: it is truncated`);
-    return rawDiskImage(disk.file, disk.path, {size, length: currentSize, reuseBuffers});
+    return rawDiskImage(disk.file, disk.path, {...raw, size, length: currentSize});
   }
   if (diskType === VHD_DISK_TYPE.differencing) throw disk.unsupported('differencing disks (with a parent) are not supported; merge the chain first');
   if (diskType !== VHD_DISK_TYPE.dynamic) throw disk.corrupt(`disk type ${diskType} (footer byte 60) is none of fixed (2), dynamic (3), differencing (4)`);

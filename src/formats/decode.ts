@@ -1,12 +1,12 @@
 // Opens an existing disk image of any format tskit reads (raw, VHD, VHDX, VMDK, qcow2) as a
 // DiskImage, for `tskit convert`. The format comes from the file's magic bytes unless the
 // caller names it; a file with no magic is raw.
-import {open} from 'node:fs/promises';
+import {open, type FileHandle} from 'node:fs/promises';
 import {TskitError} from '../errors.ts';
 import type {DiskImage} from './disk.ts';
 import {DiskFile} from './decode-mapped.ts';
 import {qcow2DiskImage} from './decode-qcow2.ts';
-import {rawDiskImage} from './decode-raw.ts';
+import {openDirect, rawDiskImage} from './decode-raw.ts';
 import {vhdDiskImage} from './decode-vhd.ts';
 import {vhdxDiskImage} from './decode-vhdx.ts';
 import {vmdkDiskImage} from './decode-vmdk.ts';
@@ -29,6 +29,7 @@ export interface OpenDiskOptions {
 
 export async function openDisk(path: string, options: OpenDiskOptions = {}): Promise<OpenedDisk> {
   let file;
+  let direct: FileHandle | undefined;
   try {
     file = await open(path, 'r');
   } catch (error) {
@@ -43,19 +44,30 @@ export async function openDisk(path: string, options: OpenDiskOptions = {}): Pro
     const tail = Buffer.alloc(Math.min(512, stats.size));
     await file.read(tail, 0, tail.length, stats.size - tail.length);
     const format = options.format ?? sniffDiskFormat(head, tail);
+    // raw data (raw, fixed VHD) is read directly when the file is mostly holes
+    direct = format === 'raw' || format === 'vhd' ? await openDirect(path, file) : undefined;
     const disk = new DiskFile(file, path, stats.size, format === 'vhd' ? 'VHD' : format === 'vhdx' ? 'VHDX' : format === 'vmdk' ? 'VMDK' : format);
     const image = await (format === 'qcow2'
       ? qcow2DiskImage(disk, options.signal)
       : format === 'vhd'
-        ? vhdDiskImage(disk, options.signal, options.reuseBuffers)
+        ? vhdDiskImage(disk, options.signal, {reuseBuffers: options.reuseBuffers ?? false, ...(direct ? {direct} : {})})
         : format === 'vhdx'
           ? vhdxDiskImage(disk, options.signal)
           : format === 'vmdk'
             ? vmdkDiskImage(disk, options.signal)
-            : rawDiskImage(file, path, {reuseBuffers: options.reuseBuffers ?? false}));
+            : rawDiskImage(file, path, {reuseBuffers: options.reuseBuffers ?? false, ...(direct ? {direct} : {})}));
     const opened = file;
-    return {image, format, close: () => opened.close()};
+    const openedDirect = direct;
+    return {
+      image,
+      format,
+      close: async () => {
+        await openedDirect?.close();
+        await opened.close();
+      },
+    };
   } catch (error) {
+    await direct?.close();
     await file.close();
     throw error;
   }

@@ -2,13 +2,14 @@
 // on damaged ones: each must read back exactly the disk, or fail naming the structure and
 // the byte offset.
 import {execFileSync} from 'node:child_process';
-import {mkdtempSync} from 'node:fs';
+import {constants, mkdtempSync} from 'node:fs';
 import {open, readFile, rm, writeFile} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import {crc32c} from '../../../src/formats/crc32c.ts';
 import {openDisk, sniffDiskFormat} from '../../../src/formats/decode.ts';
+import {openDirect} from '../../../src/formats/decode-raw.ts';
 import type {DiskImage} from '../../../src/formats/disk.ts';
 import {encodeDisk} from '../../../src/formats/encode.ts';
 import {mixedDisk, qemuImg} from '../../support/disk-images.ts';
@@ -104,6 +105,30 @@ describe('readers, on images qemu-img wrote', () => {
     expect(back.bytes.length).toBe(4 * MiB);
     expect(back.bytes.subarray(0, 64 * 1024).every((b) => b === 0x55)).toBe(true);
     expect(back.bytes.subarray(64 * 1024).every((b) => b === 0)).toBe(true);
+  });
+
+  it('reads a mostly-holes raw file directly (O_DIRECT) where the file system allows, with the same bytes', async () => {
+    const path = join(dir, 'holes.img');
+    const holesSize = 64 * MiB + 3 * 512; // a tail no 4 KiB block ends on
+    const file = await open(path, 'w');
+    const pieces: Array<[number, Buffer]> = [[0, disk.subarray(0, 3 * 512)], [5 * MiB + 512, disk.subarray(MiB, 3 * MiB)], [40 * MiB - 4096, disk.subarray(0, 8192)], [holesSize - 700, disk.subarray(MiB, MiB + 700)]];
+    for (const [at, bytes] of pieces) await file.write(bytes, 0, bytes.length, at);
+    await file.truncate(holesSize);
+    const direct = await openDirect(path, file);
+    let directWorks = true;
+    await open(path, constants.O_RDONLY | constants.O_DIRECT).then((h) => h.close(), () => (directWorks = false));
+    expect(direct !== undefined).toBe(directWorks); // mostly holes: direct whenever the file system can
+    await direct?.close();
+    await file.close();
+    const expected = Buffer.alloc(Math.ceil(holesSize / 512) * 512);
+    for (const [at, bytes] of pieces) bytes.copy(expected, at);
+    const opened = await openDisk(path, {reuseBuffers: true});
+    try {
+      expect((await contents(opened.image)).equals(expected)).toBe(true);
+      expect((await contents(opened.image)).equals(expected)).toBe(true); // the second pass too
+    } finally {
+      await opened.close();
+    }
   });
 
   it('takes a file without magic as raw, whatever its length', async () => {

@@ -15,6 +15,7 @@ import {mkdir, mkdtemp, open, rm, stat} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {parseArgs} from 'node:util';
+import {measure as timed, median} from './measure.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const NODE = join(ROOT, 'node_modules', '.bin', 'node');
@@ -26,6 +27,11 @@ export interface Measured {
   seconds: number;
   maxRssMiB: number;
 }
+
+const measure = async (command: string, args: string[]): Promise<Measured> => {
+  const {seconds, maxRssMiB} = await timed(command, args);
+  return {seconds, maxRssMiB};
+};
 
 export interface FormatRow {
   format: string;
@@ -59,26 +65,8 @@ const REFERENCE: Record<string, {tool: string; args: (input: string, output: str
 };
 export const BENCH_FORMATS = ['raw', 'vhd', 'dynamic-vhd', 'vhdx', 'qcow2', 'vmdk', 'gcp'];
 
-/** Runs a command under GNU time: wall seconds and peak RSS of it and its children. */
-function measure(command: string, args: string[]): Promise<Measured> {
-  return new Promise((resolve, reject) => {
-    const started = performance.now();
-    const child = spawn('/usr/bin/time', ['-f', 'TSKIT_BENCH_TIME %M', command, ...args], {stdio: ['ignore', 'ignore', 'pipe']});
-    let stderr = '';
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      const seconds = (performance.now() - started) / 1000;
-      const rss = /TSKIT_BENCH_TIME (\d+)/.exec(stderr);
-      if (code !== 0) return reject(new Error(`${command} ${args.join(' ')} exited ${code}: ${stderr.slice(-2000)}`));
-      resolve({seconds, maxRssMiB: rss ? Number(rss[1]) / 1024 : Number.NaN});
-    });
-  });
-}
-
 /** Flushes dirty pages, so one run's writeback does not slow the next. */
 const sync = () => new Promise<void>((resolve) => spawn('sync').on('close', () => resolve()));
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 /** A raw disk: `data` bytes of random stripes of `stripe` bytes spread evenly, zeros between (holes unless `dense`). */
 async function writeDisk(path: string, size: number, data: number, stripe: number, dense = false): Promise<void> {

@@ -15,6 +15,7 @@ import {parseArgs} from 'node:util';
 import {writeTar} from '../src/build/tar/writer.ts';
 import {startFixtureRegistry} from '../test/fixtures/fixture-registry.ts';
 import {formatsTable, runFormatsBench} from './formats.ts';
+import {measure, median, type Measured} from './measure.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const NODE = join(ROOT, 'node_modules', '.bin', 'node');
@@ -30,34 +31,6 @@ const {values} = parseArgs({
 const RUNS = Number(values.runs);
 const BIG_GIB = Number(values['big-gib']);
 const ONLY = new Set(values.only!.split(','));
-
-interface Measured {
-  seconds: number;
-  maxRssMiB: number;
-  stdout: string;
-  code: number | null;
-}
-
-/** Runs a command under GNU time for wall seconds and peak RSS (of the process and its children). */
-function measure(command: string, args: string[], env: Record<string, string> = {}): Promise<Measured> {
-  return new Promise((resolve, reject) => {
-    const started = performance.now();
-    const child = spawn('/usr/bin/time', ['-f', 'TSKIT_BENCH_TIME %M', command, ...args], {env: {...process.env, ...env}, stdio: ['ignore', 'pipe', 'pipe']});
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      const seconds = (performance.now() - started) / 1000;
-      const rss = /TSKIT_BENCH_TIME (\d+)/.exec(stderr);
-      if (code !== 0) return reject(new Error(`${command} ${args.join(' ')} exited ${code}: ${stderr.slice(-2000)}`));
-      resolve({seconds, maxRssMiB: rss ? Number(rss[1]) / 1024 : NaN, stdout, code});
-    });
-  });
-}
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function repeat(n: number, make: (i: number) => Promise<Measured>): Promise<{seconds: number; maxRssMiB: number; runs: number[]}> {
   const runs: Measured[] = [];

@@ -1,7 +1,7 @@
 import {Args, Flags} from '@oclif/core';
 import {TskitCommand} from '../cli/command.ts';
+import {interruptible} from '../cli/interrupt.ts';
 import {createProgressRenderer, formatBytes} from '../cli/progress-render.ts';
-import {TskitError} from '../errors.ts';
 import {convertDiskImage} from '../formats/convert.ts';
 import {INPUT_FORMATS, type InputFormat} from '../formats/decode.ts';
 import {CONTAINER_FORMATS, type ContainerFormat} from '../formats/encode.ts';
@@ -37,30 +37,23 @@ input gives byte-identical output; identifiers and times inside come from the co
   async run(): Promise<void> {
     const {args, flags} = await this.parse(Convert);
     const render = createProgressRenderer(flags.json, process.stdout);
-    const abort = new AbortController();
-    const onSignal = (signal: NodeJS.Signals) => abort.abort(new TskitError(`interrupted by ${signal}`, {exitCode: signal === 'SIGINT' ? 130 : 143}));
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
     const started = Date.now();
     try {
-      const converted = await convertDiskImage(args.input, args.output, {
-        format: flags.format as ContainerFormat,
-        ...(flags['input-format'] ? {inputFormat: flags['input-format'] as InputFormat} : {}),
-        level: flags.level,
-        sha256: flags.sha256,
-        signal: abort.signal,
-        emit: render.emit,
-      });
+      const converted = await interruptible((signal) =>
+        convertDiskImage(args.input, args.output, {
+          format: flags.format as ContainerFormat,
+          ...(flags['input-format'] ? {inputFormat: flags['input-format'] as InputFormat} : {}),
+          level: flags.level,
+          sha256: flags.sha256,
+          signal,
+          emit: render.emit,
+        }),
+      );
       const seconds = (Date.now() - started) / 1000;
       render.result({...converted, seconds}, () =>
         `${converted.output}  ${converted.format}  virtual ${formatBytes(converted.virtualSize)}  file ${formatBytes(converted.size)}${converted.sha256 ? `  sha256:${converted.sha256.slice(0, 16)}…` : ''}  (${converted.inputFormat} in ${seconds.toFixed(1)} s)`,
       );
-    } catch (error) {
-      if (abort.signal.aborted && abort.signal.reason instanceof TskitError) throw abort.signal.reason;
-      throw error;
     } finally {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
       render.done();
     }
   }

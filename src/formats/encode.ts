@@ -32,6 +32,9 @@ const ENCODERS: Record<ContainerFormat, Encoder> = {
   gcp: encodeGcpTarball,
 };
 
+/** Formats that read the disk twice: once for the tables (and ids) that come first, once to write. */
+const TWO_PASS = new Set<ContainerFormat>(['dynamic-vhd', 'vhdx', 'vmdk', 'qcow2']);
+
 export interface EncodeOptions {
   signal?: AbortSignal;
   /** Virtual bytes processed so far, of the total; called at most every 100 ms, and at the end. */
@@ -99,11 +102,13 @@ export async function encodeDisk(format: ContainerFormat, image: DiskImage, path
     epoch: options.epoch ?? sourceDateEpoch(),
     level,
     ...(options.signal ? {signal: options.signal} : {}),
-    progress(offset) {
+    progress(offset, phase = 'write') {
       const now = Date.now();
       if (options.progress && now - lastReport >= 100) {
         lastReport = now;
-        options.progress(Math.min(offset, image.size), image.size);
+        // a two-pass encoder's scan counts as the first half
+        const done = !TWO_PASS.has(format) ? offset : phase === 'scan' ? offset / 2 : image.size / 2 + offset / 2;
+        options.progress(Math.floor(Math.min(done, image.size)), image.size);
       }
     },
   };

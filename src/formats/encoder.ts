@@ -11,8 +11,8 @@ export interface EncodeContext {
   /** Deflate level for the compressed formats (vmdk, gcp). */
   level: number;
   signal?: AbortSignal;
-  /** Virtual bytes of the disk consumed so far. */
-  progress(offset: number): void;
+  /** Virtual bytes of the disk consumed so far, in the first pass (scan) of a two-pass encoder or the one that writes. */
+  progress(offset: number, phase?: 'scan' | 'write'): void;
 }
 
 export type Encoder = (image: DiskImage, context: EncodeContext) => AsyncIterable<Piece>;

@@ -53,7 +53,7 @@ export function qcow2Layout(size: number, l2Tables: number, dataClusters: number
 }
 
 export async function* encodeQcow2(image: DiskImage, context: EncodeContext): AsyncGenerator<Piece> {
-  const map = await scanBlocks(image, CLUSTER, {signal: context.signal, fingerprint: false}); // qcow2 has no identifiers
+  const map = await scanBlocks(image, CLUSTER, {signal: context.signal, progress: (offset) => context.progress(offset, 'scan'), fingerprint: false}); // qcow2 has no identifiers
   const l2Of = (cluster: number) => Math.floor(cluster / L2_ENTRIES);
   const l2Indexes: number[] = [];
   for (const cluster of map.allocated) if (l2Indexes.at(-1) !== l2Of(cluster)) l2Indexes.push(l2Of(cluster));

@@ -3,6 +3,7 @@
 //   (virtual size a whole number of MiB, file = size + 512).
 // dynamic: footer copy, dynamic header, block allocation table, then only the non-zero 2 MiB
 //   blocks, each behind its sector bitmap, and the footer again at the end (Hyper-V).
+import {TskitError} from '../errors.ts';
 import {Fingerprint, expectBlock, nonZeroBlocks, scanBlocks} from './blocks.ts';
 import type {DiskImage} from './disk.ts';
 import type {EncodeContext} from './encoder.ts';
@@ -100,7 +101,7 @@ export async function* encodeFixedVhd(image: DiskImage, context: EncodeContext):
 }
 
 export async function* encodeDynamicVhd(image: DiskImage, context: EncodeContext): AsyncGenerator<Piece> {
-  const map = await scanBlocks(image, VHD_BLOCK_SIZE, {signal: context.signal});
+  const map = await scanBlocks(image, VHD_BLOCK_SIZE, {signal: context.signal, progress: (offset) => context.progress(offset, 'scan')});
   const entries = map.blocks;
   const batBytes = roundUp(entries * 4, 512);
   const batOffset = VHD_FOOTER_SIZE + VHD_DYNAMIC_HEADER_SIZE;
@@ -108,7 +109,7 @@ export async function* encodeDynamicVhd(image: DiskImage, context: EncodeContext
   const bitmapBytes = 512; // one bit per sector of a 2 MiB block
   const stride = bitmapBytes + VHD_BLOCK_SIZE;
   const fileEnd = firstBlock + map.allocated.length * stride;
-  if (fileEnd / 512 > 0xffff_ffff) throw new Error(`a dynamic VHD holds at most 2 TiB of blocks; this disk needs ${fileEnd} bytes`);
+  if (fileEnd / 512 > 0xffff_ffff) throw new TskitError(`a dynamic VHD holds at most 2 TiB of blocks; this disk needs ${fileEnd} bytes (use vhdx)`);
 
   const footer = vhdFooter({
     size: image.size,

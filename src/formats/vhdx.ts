@@ -51,7 +51,7 @@ export function batIndex(block: number, ratio: number): number {
 }
 
 export async function* encodeVhdx(image: DiskImage, context: EncodeContext): AsyncGenerator<Piece> {
-  const map = await scanBlocks(image, VHDX_BLOCK_SIZE, {signal: context.signal});
+  const map = await scanBlocks(image, VHDX_BLOCK_SIZE, {signal: context.signal, progress: (offset) => context.progress(offset, 'scan')});
   const ratio = chunkRatio(VHDX_BLOCK_SIZE, VHDX_LOGICAL_SECTOR);
   const payloadBlocks = map.blocks;
   const batEntries = payloadBlocks + Math.floor((payloadBlocks - 1) / ratio);

@@ -3,13 +3,14 @@
 // strictly front to back, as the format intends:
 //   sparse extent header (grain directory "at end") | embedded descriptor | padding to 64 KiB
 //   | each non-zero 64 KiB grain: marker (LBA, size) + its zlib-deflated bytes, sector-padded
-//   | after each 512 grains' worth: grain table marker + grain table (only if it has grains)
+//   | after each 512 grains' worth: grain table marker + grain table (empty ones too)
 //   | grain directory marker + grain directory | footer marker + footer (header with the
 //     directory's place) | end-of-stream marker
 // Grains deflate on libuv's thread pool, several at once, and are written in disk order.
 import {promisify} from 'node:util';
 import {deflate} from 'node:zlib';
-import {expectBlock, nonZeroBlocks, scanBlocks} from './blocks.ts';
+import {TskitError} from '../errors.ts';
+import {expectBlock, nonZeroBlocks, scanBlocks, zeros} from './blocks.ts';
 import type {DiskImage} from './disk.ts';
 import type {EncodeContext} from './encoder.ts';
 import type {Piece} from './file-sink.ts';
@@ -97,7 +98,7 @@ function metadataMarker(type: number, sectors: number): Buffer {
 
 export async function* encodeVmdk(image: DiskImage, context: EncodeContext): AsyncGenerator<Piece> {
   const capacitySectors = image.size / 512;
-  const map = await scanBlocks(image, GRAIN, {signal: context.signal});
+  const map = await scanBlocks(image, GRAIN, {signal: context.signal, progress: (offset) => context.progress(offset, 'scan')});
   const gts = Math.ceil(map.blocks / VMDK_GTES_PER_GT);
   const gdSectors = Math.ceil((gts * 4) / 512);
   const gd = Buffer.alloc(gdSectors * 512);
@@ -109,15 +110,19 @@ export async function* encodeVmdk(image: DiskImage, context: EncodeContext): Asy
   yield OVERHEAD * 512 - 512 - descriptor.length;
   let sector = OVERHEAD;
 
-  let gt: Buffer | undefined;
-  let gtIndex = -1;
+  // every grain table is written, an empty one too, as VMware's own stream writer does: each
+  // right after the last grain it could point at
+  let gt = Buffer.alloc(GT_SECTORS * 512);
+  let gtIndex = 0;
+  let gtUsed = false;
   const flushGrainTable = function* (): Generator<Piece> {
-    if (!gt) return;
     yield metadataMarker(VMDK_MARKER.grainTable, GT_SECTORS);
     gd.writeUInt32LE(sector + 1, gtIndex * 4);
-    yield gt;
+    yield gtUsed ? gt : zeros(GT_SECTORS * 512);
     sector += 1 + GT_SECTORS;
-    gt = undefined;
+    gtIndex++;
+    if (gtUsed) gt = Buffer.alloc(GT_SECTORS * 512);
+    gtUsed = false;
   };
 
   const level = context.level;
@@ -139,13 +144,10 @@ export async function* encodeVmdk(image: DiskImage, context: EncodeContext): Asy
   let ordinal = 0;
   for await (const {item: block, result: deflated} of compressed) {
     expectBlock(map, ordinal++, block.index);
-    const table = Math.floor(block.index / VMDK_GTES_PER_GT);
-    if (table !== gtIndex) {
-      yield* flushGrainTable();
-      gt = Buffer.alloc(GT_SECTORS * 512);
-      gtIndex = table;
-    }
-    gt!.writeUInt32LE(sector, (block.index % VMDK_GTES_PER_GT) * 4);
+    while (gtIndex < Math.floor(block.index / VMDK_GTES_PER_GT)) yield* flushGrainTable();
+    if (sector > 0xffff_ffff) throw new TskitError(`a VMDK addresses at most 2 TiB of compressed grains; this disk needs more (at grain ${block.index})`);
+    gt.writeUInt32LE(sector, (block.index % VMDK_GTES_PER_GT) * 4);
+    gtUsed = true;
     const marker = Buffer.alloc(12);
     marker.writeBigUInt64LE(BigInt(block.index * VMDK_GRAIN_SECTORS), 0);
     marker.writeUInt32LE(deflated.length, 8);
@@ -157,7 +159,7 @@ export async function* encodeVmdk(image: DiskImage, context: EncodeContext): Asy
     sector += padded / 512;
   }
   expectBlock(map, ordinal);
-  yield* flushGrainTable();
+  while (gtIndex < gts) yield* flushGrainTable();
 
   yield metadataMarker(VMDK_MARKER.grainDirectory, gdSectors);
   const gdOffset = sector + 1;

@@ -86,7 +86,7 @@ describe('streamOptimized VMDK', () => {
     }
   });
 
-  it('writes a grain table after the grains it covers, pointing at exactly those grains', () => {
+  it('writes every grain table, each after the grains it covers, pointing at exactly those grains', () => {
     const gd = stream.grainDirectory;
     const tables = Math.ceil(Math.ceil(size / GRAIN) / 512);
     expect(gd.markerSectors).toBe(Math.ceil((tables * 4) / 512));
@@ -96,16 +96,14 @@ describe('streamOptimized VMDK', () => {
     for (let t = 0; t < tables; t++) {
       const gtSector = gd.entries[t]!;
       const grainsHere = stream.grains.filter((g) => Math.floor(g.lba / 128 / 512) === t);
-      if (grainsHere.length === 0) {
-        expect(gtSector, `table ${t} has no grains: its directory entry is 0`).toBe(0);
-        continue;
-      }
       const table = stream.grainTables.find((x) => x.sector === gtSector);
       expect(table, `directory entry ${t} points at a grain table`).toBeDefined();
       expect(table!.markerSectors).toBe(4);
       expect(table!.entries.length).toBe(512);
-      // after its last grain
-      expect(gtSector).toBeGreaterThan(Math.max(...grainsHere.map((g) => g.sector)));
+      // after its last grain, before the next table's first
+      if (grainsHere.length > 0) expect(gtSector).toBeGreaterThan(Math.max(...grainsHere.map((g) => g.sector)));
+      const later = stream.grains.filter((g) => Math.floor(g.lba / 128 / 512) > t);
+      if (later.length > 0) expect(gtSector).toBeLessThan(Math.min(...later.map((g) => g.sector)));
       for (let e = 0; e < 512; e++) {
         const entry = table!.entries[e]!;
         const grain = t * 512 + e;
@@ -115,7 +113,9 @@ describe('streamOptimized VMDK', () => {
       }
     }
     expect([...covered]).toEqual(stream.grains.map((g) => g.lba / 128));
-    expect(stream.grainDirectory.entries[1]).toBe(0); // the 32 MiB of zeros: no table at all
+    expect(stream.grainTables).toHaveLength(tables);
+    // the 32 MiB of zeros: a table with no entries
+    expect(stream.grainTables.find((x) => x.sector === gd.entries[1])!.entries.every((e) => e === 0)).toBe(true);
   });
 
   it('ends with directory, footer and end-of-stream markers, in that order', () => {

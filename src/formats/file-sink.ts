@@ -48,11 +48,6 @@ export class FileSink {
     }
   }
 
-  /** Bytes put so far (the offset the next piece lands at). */
-  get offset(): number {
-    return this.position + this.used;
-  }
-
   async put(piece: Piece): Promise<void> {
     if (this.failure) throw this.failure;
     if (typeof piece === 'number') return this.zeros(piece);

@@ -39,8 +39,3 @@ export function msGuid(uuid: Buffer): Buffer {
 export function msGuidFromString(text: string): Buffer {
   return msGuid(Buffer.from(text.replaceAll('-', ''), 'hex'));
 }
-
-export function uuidString(uuid: Buffer): string {
-  const hex = uuid.toString('hex');
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
-}

@@ -4,6 +4,7 @@ import type {DiskImage} from './disk.ts';
 import type {EncodeContext} from './encoder.ts';
 import type {Piece} from './file-sink.ts';
 
+/** The unit of zero detection (and of the fixed VHD's fingerprint). */
 const BLOCK = 64 * 1024;
 
 export async function* encodeRaw(image: DiskImage, context: EncodeContext, onBlock?: (block: DiskBlock) => void): AsyncGenerator<Piece> {
@@ -25,6 +26,3 @@ async function* tap(blocks: AsyncIterable<DiskBlock>, onBlock: (block: DiskBlock
     yield block;
   }
 }
-
-/** Raw's block size: the unit of zero detection (and of the fixed VHD's fingerprint). */
-export const RAW_BLOCK = BLOCK;

@@ -32,6 +32,8 @@ export interface RawDiskOptions {
   reuseBuffers?: boolean;
   /** The same file opened with O_DIRECT (openDirect), to read through instead of `file`. */
   direct?: FileHandle;
+  /** Stops reading (checked per chunk: long stretches of holes yield no extent to stop at). */
+  signal?: AbortSignal;
 }
 
 /**
@@ -126,6 +128,7 @@ export async function rawDiskImage(file: FileHandle, path: string, options: RawD
       };
       refill();
       for (let i = 0; i < chunks.length; i++) {
+        options.signal?.throwIfAborted();
         const at = chunks[i]!;
         const {buffer: whole, view: buffer} = await ahead.shift()!;
         refill();

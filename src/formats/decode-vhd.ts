@@ -8,7 +8,8 @@ import {VHD_DISK_TYPE, VHD_DYNAMIC_HEADER_SIZE, VHD_FOOTER_SIZE, onesComplementS
 
 const UNALLOCATED = 0xffff_ffff;
 
-export async function vhdDiskImage(disk: DiskFile, signal?: AbortSignal, raw: Pick<RawDiskOptions, 'reuseBuffers' | 'direct'> = {}): Promise<DiskImage> {
+/** `raw`: how a fixed disk's data is read (its signal also stops a dynamic disk's reads). */
+export async function vhdDiskImage(disk: DiskFile, raw: Pick<RawDiskOptions, 'reuseBuffers' | 'direct' | 'signal'> = {}): Promise<DiskImage> {
   if (disk.size < VHD_FOOTER_SIZE) throw disk.corrupt(`the file is ${disk.size} bytes, smaller than a VHD footer`);
   const footerAt = disk.size - VHD_FOOTER_SIZE;
   const footer = await disk.read(footerAt, VHD_FOOTER_SIZE, 'footer');
@@ -67,7 +68,7 @@ export async function vhdDiskImage(disk: DiskFile, signal?: AbortSignal, raw: Pi
       }
     }
   };
-  return {size, extents: () => readMapped(disk, runs(), signal)};
+  return {size, extents: () => readMapped(disk, runs(), raw.signal)};
 }
 
 function checkSum(disk: DiskFile, bytes: Buffer, at: number, what: string, checksumAt = 64): void {

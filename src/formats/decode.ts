@@ -47,15 +47,16 @@ export async function openDisk(path: string, options: OpenDiskOptions = {}): Pro
     // raw data (raw, fixed VHD) is read directly when the file is mostly holes
     direct = format === 'raw' || format === 'vhd' ? await openDirect(path, file) : undefined;
     const disk = new DiskFile(file, path, stats.size, format === 'vhd' ? 'VHD' : format === 'vhdx' ? 'VHDX' : format === 'vmdk' ? 'VMDK' : format);
+    const raw = {reuseBuffers: options.reuseBuffers ?? false, ...(direct ? {direct} : {}), ...(options.signal ? {signal: options.signal} : {})};
     const image = await (format === 'qcow2'
       ? qcow2DiskImage(disk, options.signal)
       : format === 'vhd'
-        ? vhdDiskImage(disk, options.signal, {reuseBuffers: options.reuseBuffers ?? false, ...(direct ? {direct} : {})})
+        ? vhdDiskImage(disk, raw)
         : format === 'vhdx'
           ? vhdxDiskImage(disk, options.signal)
           : format === 'vmdk'
             ? vmdkDiskImage(disk, options.signal)
-            : rawDiskImage(file, path, {reuseBuffers: options.reuseBuffers ?? false, ...(direct ? {direct} : {})}));
+            : rawDiskImage(file, path, raw));
     const opened = file;
     const openedDirect = direct;
     return {

@@ -114,7 +114,9 @@ export async function encodeDisk(format: ContainerFormat, image: DiskImage, path
   };
 
   const temp = join(dirname(path), `.${basename(path)}.tskit-tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
-  const sink = await FileSink.open(temp, {hash: options.sha256 !== false});
+  const sink = await FileSink.open(temp, {hash: options.sha256 !== false}).catch((error: NodeJS.ErrnoException) => {
+    throw new TskitError(`cannot write ${path}: ${error.code ?? error.message}`, {cause: error});
+  });
   try {
     for await (const piece of encoder(image, context)) {
       options.signal?.throwIfAborted();
@@ -127,6 +129,9 @@ export async function encodeDisk(format: ContainerFormat, image: DiskImage, path
   } catch (error) {
     await sink.abort();
     await rm(temp, {force: true});
+    // a file system error while writing (a full disk, say) is the user's to fix, not a bug
+    const code = (error as NodeJS.ErrnoException).code;
+    if (!(error instanceof TskitError) && typeof code === 'string' && /^E[A-Z]+$/.test(code)) throw new TskitError(`writing ${path}: ${(error as Error).message}`, {cause: error});
     throw error;
   }
 }

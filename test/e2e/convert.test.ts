@@ -140,10 +140,13 @@ describe('tskit convert on bad input', () => {
     await rm(input);
   });
 
-  it('refuses to write over its input, and a format it does not know', async () => {
+  it('refuses to write over its input, into a missing directory, or a format it does not know', async () => {
     const r = await tskit(['convert', raw, raw, '-f', 'raw'], {env});
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/tskit: error: the output .*disk\.raw is the input/);
+    const nowhere = await tskit(['convert', raw, join(dir, 'missing', 'x.qcow2'), '-f', 'qcow2'], {env});
+    expect(nowhere.code).toBe(1);
+    expect(nowhere.stderr).toMatch(/^tskit: error: cannot write .*missing\/x\.qcow2: ENOENT\n$/);
     const bad = await tskit(['convert', raw, join(dir, 'x'), '-f', 'vdi'], {env});
     expect(bad.code).not.toBe(0);
     expect(bad.stderr.replace(/\s*›\s*|\s+/g, ' ')).toMatch(/Expected --format=vdi to be one of: raw, aws, vhd, dynamic-vhd, vhdx, vmdk, qcow2, gcp/);

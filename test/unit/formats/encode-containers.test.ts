@@ -31,7 +31,7 @@ const nonZeroBlockCount = (disk: Buffer, block: number) => {
 beforeAll(async () => {
   for (const [name, size] of [['odd', odd], ['whole', whole]] as const) {
     const bytes = mixedDisk(size, name);
-    const path = join(dir, `${name}.raw`);
+    const path = join(dir, `${name}-source.img`); // not a name any output takes
     await writeFile(path, bytes);
     disks[name] = {path, bytes};
   }

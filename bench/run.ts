@@ -2,7 +2,7 @@
 // as the reference it is compared with, printed as a table and written to bench/results.json.
 // Not a test: nothing here passes or fails, it reports.
 //
-//   node bench/run.ts [--runs N] [--big-gib N] [--only startup,build,big,boot,cluster]
+//   node bench/run.ts [--runs N] [--big-gib N] [--only startup,build,big,boot,formats,cluster]
 // (cluster, bench/cluster.ts, takes minutes: it runs only when --only names it)
 import {spawn} from 'node:child_process';
 import {createHash, randomBytes} from 'node:crypto';
@@ -16,6 +16,8 @@ import {parseArgs} from 'node:util';
 import {writeTar} from '../src/build/tar/writer.ts';
 import {benchCluster, clusterTable} from './cluster.ts';
 import {startFixtureRegistry} from '../test/fixtures/fixture-registry.ts';
+import {formatsTable, runFormatsBench} from './formats.ts';
+import {measure, median, type Measured} from './measure.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const NODE = join(ROOT, 'node_modules', '.bin', 'node');
@@ -25,40 +27,12 @@ const {values} = parseArgs({
   options: {
     runs: {type: 'string', default: '5'},
     'big-gib': {type: 'string', default: '2'},
-    only: {type: 'string', default: 'startup,build,big,boot'},
+    only: {type: 'string', default: 'startup,build,big,boot,formats'},
   },
 });
 const RUNS = Number(values.runs);
 const BIG_GIB = Number(values['big-gib']);
 const ONLY = new Set(values.only!.split(','));
-
-interface Measured {
-  seconds: number;
-  maxRssMiB: number;
-  stdout: string;
-  code: number | null;
-}
-
-/** Runs a command under GNU time for wall seconds and peak RSS (of the process and its children). */
-function measure(command: string, args: string[], env: Record<string, string> = {}): Promise<Measured> {
-  return new Promise((resolve, reject) => {
-    const started = performance.now();
-    const child = spawn('/usr/bin/time', ['-f', 'TSKIT_BENCH_TIME %M', command, ...args], {env: {...process.env, ...env}, stdio: ['ignore', 'pipe', 'pipe']});
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      const seconds = (performance.now() - started) / 1000;
-      const rss = /TSKIT_BENCH_TIME (\d+)/.exec(stderr);
-      if (code !== 0) return reject(new Error(`${command} ${args.join(' ')} exited ${code}: ${stderr.slice(-2000)}`));
-      resolve({seconds, maxRssMiB: rss ? Number(rss[1]) / 1024 : NaN, stdout, code});
-    });
-  });
-}
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function repeat(n: number, make: (i: number) => Promise<Measured>): Promise<{seconds: number; maxRssMiB: number; runs: number[]}> {
   const runs: Measured[] = [];
@@ -249,6 +223,24 @@ try {
     const bench = await benchCluster(join(work, 'cluster', 'hello'), RUNS, [1, 2, 4], log);
     results.cluster = bench;
     for (const r of clusterTable(bench, RUNS)) row(...r);
+  }
+
+  if (ONLY.has('formats')) {
+    // tskit convert against qemu-img convert per container format (bench/formats.ts)
+    const formats = await runFormatsBench({runs: Math.min(RUNS, 3), log});
+    results.formats = formats;
+    for (const r of formats.rows) {
+      const mbps = (seconds: number) => `${((formats.diskGiB * 2 ** 30) / 1e6 / seconds).toFixed(0)} MB/s`;
+      row(
+        `convert 1 GiB ${r.input} raw to ${r.format}`,
+        `${r.tskit.seconds.toFixed(2)} s (${mbps(r.tskit.seconds)})`,
+        `${r.tskit.maxRssMiB.toFixed(0)} MiB`,
+        r.reference ? `${r.reference.tool}: ${r.reference.seconds.toFixed(2)} s (${mbps(r.reference.seconds)}), ${r.reference.maxRssMiB.toFixed(0)} MiB; ratio ${r.speedup!.toFixed(2)}x` : '',
+      );
+    }
+    const sparse = formats.sparse.rows;
+    row(`convert ${formats.sparse.gib} GiB sparse, every format`, `${Math.min(...sparse.map((r) => r.tskit.seconds)).toFixed(1)}-${Math.max(...sparse.map((r) => r.tskit.seconds)).toFixed(1)} s`, `<= ${Math.max(...sparse.map((r) => r.tskit.maxRssMiB)).toFixed(0)} MiB`, 'target: flat, under 200 MB');
+    log(`\n${formatsTable(formats)}`);
   }
 
   results.linuxkit = LINUXKIT

@@ -15,6 +15,7 @@ import {cacheLayoutSource} from '../oci/cache-layouts.ts';
 import {archFlag, cacheDirFlags, cacheDirFromFlags, jsonFlags, platformsFromArchFlags, pullFlags, registryFlags, registryOptionsFromFlags} from '../cli/image-flags.ts';
 import {createProgressRenderer, formatBytes} from '../cli/progress-render.ts';
 import {TskitCommand} from '../cli/command.ts';
+import {interruptible} from '../cli/interrupt.ts';
 
 export default class Build extends TskitCommand {
   static override summary = 'Build an image from LinuxKit-format YAML files';
@@ -75,13 +76,9 @@ bootable: raw-efi (NAME-efi.img), raw-bios (NAME-bios.img), iso-efi (NAME-efi.is
     const [platform] = platformsFromArchFlags(flags.arch);
     const registry = await registryOptionsFromFlags(flags, render.emit);
     const cache = new ImageCache({dir: cacheDirFromFlags(flags), emit: render.emit, registry, pull: flags.pull});
-    const abort = new AbortController();
-    const onSignal = (signal: NodeJS.Signals) => abort.abort(new TskitError(`interrupted by ${signal}`, {exitCode: signal === 'SIGINT' ? 130 : 143}));
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
     const started = Date.now();
     try {
-      const artifacts = await build({
+      const artifacts = await interruptible((signal) => build({
         config: loaded.config,
         formats,
         disk: {
@@ -96,13 +93,13 @@ bootable: raw-efi (NAME-efi.img), raw-bios (NAME-bios.img), iso-efi (NAME-efi.is
         platform: platform!,
         cwd: process.cwd(),
         emit: render.emit,
-        signal: abort.signal,
+        signal,
         metadata: (format) => renderMetadata(loaded.config, format as MetadataFormat),
         where: (path) => {
           const pos = loaded.positionOf(path);
           return pos ? `${pos.file}:${pos.line}:${pos.col}` : path.join('.');
         },
-      });
+      }));
       const seconds = (Date.now() - started) / 1000;
       render.result({artifacts, seconds}, () =>
         artifacts
@@ -111,12 +108,7 @@ bootable: raw-efi (NAME-efi.img), raw-bios (NAME-bios.img), iso-efi (NAME-efi.is
           .concat(`built in ${seconds.toFixed(1)} s`)
           .join('\n'),
       );
-    } catch (error) {
-      if (abort.signal.aborted && abort.signal.reason instanceof TskitError) throw abort.signal.reason;
-      throw error;
     } finally {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
       await cache.close();
     }
   }

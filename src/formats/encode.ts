@@ -1,80 +1,143 @@
 // Encoders from a DiskImage to the container formats clouds and hypervisors take. The
 // partitioned layout (GPT/MBR, FAT, ISO) is decided elsewhere; these only package it.
-//
-// Today: raw (sparse). The other formats land with the disk-formats work.
-import {open, rename, rm} from 'node:fs/promises';
-import {createHash} from 'node:crypto';
+// Every encoder streams: the disk is read once (twice for the formats whose tables come
+// first), zero blocks are never stored, and the output is written front to back under a
+// temporary name that becomes `path` only when it is complete.
+import {randomBytes} from 'node:crypto';
+import {rename, rm} from 'node:fs/promises';
+import {basename, dirname, join} from 'node:path';
 import {TskitError} from '../errors.ts';
 import type {DiskImage} from './disk.ts';
+import type {EncodeContext, Encoder} from './encoder.ts';
+import {FileSink} from './file-sink.ts';
+import {encodeGcpTarball} from './gcp-tar.ts';
+import {sourceDateEpoch} from './identity.ts';
+import {encodeQcow2} from './qcow2.ts';
+import {encodeRaw} from './raw.ts';
+import {encodeDynamicVhd, encodeFixedVhd} from './vhd.ts';
+import {encodeVhdx} from './vhdx.ts';
+import {encodeVmdk} from './vmdk.ts';
 
-export const CONTAINER_FORMATS = ['raw'] as const;
-export type ContainerFormat = (typeof CONTAINER_FORMATS)[number] | 'vhd' | 'dynamic-vhd' | 'vhdx' | 'vmdk' | 'qcow2' | 'gcp';
+export const CONTAINER_FORMATS = ['raw', 'aws', 'vhd', 'dynamic-vhd', 'vhdx', 'vmdk', 'qcow2', 'gcp'] as const;
+export type ContainerFormat = (typeof CONTAINER_FORMATS)[number];
+
+const ENCODERS: Record<ContainerFormat, Encoder> = {
+  raw: encodeRaw,
+  aws: encodeRaw,
+  vhd: encodeFixedVhd,
+  'dynamic-vhd': encodeDynamicVhd,
+  vhdx: encodeVhdx,
+  vmdk: encodeVmdk,
+  qcow2: encodeQcow2,
+  gcp: encodeGcpTarball,
+};
+
+/** Formats that read the disk twice: once for the tables (and ids) that come first, once to write. */
+const TWO_PASS = new Set<ContainerFormat>(['dynamic-vhd', 'vhdx', 'vmdk', 'qcow2']);
 
 export interface EncodeOptions {
   signal?: AbortSignal;
-  /** Virtual bytes processed so far, of the total. */
+  /** Virtual bytes processed so far, of the total; called at most every 100 ms, and at the end. */
   progress?(done: number, total: number): void;
+  /** Compute the output's sha256 (default true). */
+  sha256?: boolean;
+  /** Deflate level for vmdk and gcp, 1-9 (default 6, zlib's default, as qemu-img and gzip use). */
+  level?: number;
+  /** Seconds since 1970 recorded where a format keeps a time (default: SOURCE_DATE_EPOCH, else LinuxKit's epoch). */
+  epoch?: number;
 }
 
 export interface Encoded {
   /** Bytes of the file written. */
   size: number;
+  /** Its sha256 (hex); empty when the options turned hashing off. */
   sha256: string;
 }
 
-/** The virtual size a format's target demands it be a multiple of (Azure: whole MiB; GCE: whole GiB). */
+const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
+
+/**
+ * The virtual size a format's target demands it be a multiple of: Azure takes fixed VHDs
+ * of whole MiB, GCE images and EBS volumes are whole GiB.
+ */
 export function sizeMultiple(format: ContainerFormat): number {
   switch (format) {
     case 'vhd':
     case 'dynamic-vhd':
-      return 1024 * 1024;
+      return MiB;
     case 'gcp':
-      return 1024 * 1024 * 1024;
+    case 'aws':
+      return GiB;
     default:
       return 512;
   }
 }
 
-/** Writes `image` as `format` to `path` (via a temp name in the same directory, renamed at the end). */
+/** The smallest size at least `size` that `format` accepts. */
+export function roundSize(format: ContainerFormat, size: number): number {
+  const multiple = sizeMultiple(format);
+  return Math.max(multiple, Math.ceil(size / multiple) * multiple);
+}
+
+/**
+ * Writes `image` as `format` to `path` (via a temp name in the same directory, renamed at
+ * the end). It holds an extent's bytes at most until it has pulled the extents after it
+ * that lie within the next few MiB of the disk, and copies anything it keeps longer (the
+ * write buffers, deflate inputs), so a source may reuse its buffers (RawDiskOptions.reuseBuffers).
+ */
 export async function encodeDisk(format: ContainerFormat, image: DiskImage, path: string, options: EncodeOptions = {}): Promise<Encoded> {
-  if (format !== 'raw') throw new TskitError(`disk format ${format} is not available yet`);
-  const temp = `${path}.tskit-tmp-${process.pid}`;
+  const encoder = ENCODERS[format];
+  if (!encoder) throw new TskitError(`unknown disk format ${format} (known: ${CONTAINER_FORMATS.join(', ')})`);
+  const multiple = sizeMultiple(format);
+  if (image.size <= 0 || image.size % multiple !== 0) {
+    throw new TskitError(`a ${format} disk must be a non-zero whole number of ${describeSize(multiple)}; this one is ${image.size} bytes`);
+  }
+  const level = options.level ?? 6;
+  if (!Number.isInteger(level) || level < 1 || level > 9) throw new TskitError(`deflate level must be 1 to 9, not ${level}`);
+
+  let lastReport = 0;
+  const context: EncodeContext = {
+    name: basename(path),
+    epoch: options.epoch ?? sourceDateEpoch(),
+    level,
+    ...(options.signal ? {signal: options.signal} : {}),
+    progress(offset, phase = 'write') {
+      const now = Date.now();
+      if (options.progress && now - lastReport >= 100) {
+        lastReport = now;
+        // a two-pass encoder's scan counts as the first half
+        const done = !TWO_PASS.has(format) ? offset : phase === 'scan' ? offset / 2 : image.size / 2 + offset / 2;
+        options.progress(Math.floor(Math.min(done, image.size)), image.size);
+      }
+    },
+  };
+
+  const temp = join(dirname(path), `.${basename(path)}.tskit-tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+  const sink = await FileSink.open(temp, {hash: options.sha256 !== false}).catch((error: NodeJS.ErrnoException) => {
+    throw new TskitError(`cannot write ${path}: ${error.code ?? error.message}`, {cause: error});
+  });
   try {
-    const encoded = await writeRaw(image, temp, options);
+    for await (const piece of encoder(image, context)) {
+      options.signal?.throwIfAborted();
+      await sink.put(piece);
+    }
+    const written = await sink.finish();
     await rename(temp, path);
-    return encoded;
+    options.progress?.(image.size, image.size);
+    return {size: written.size, sha256: written.sha256 ?? ''};
   } catch (error) {
+    await sink.abort();
     await rm(temp, {force: true});
+    // a file system error while writing (a full disk, say) is the user's to fix, not a bug
+    const code = (error as NodeJS.ErrnoException).code;
+    if (!(error instanceof TskitError) && typeof code === 'string' && /^E[A-Z]+$/.test(code)) throw new TskitError(`writing ${path}: ${(error as Error).message}`, {cause: error});
     throw error;
   }
 }
 
-/** A sparse raw file: extents written where they belong, holes left unwritten. */
-async function writeRaw(image: DiskImage, path: string, options: EncodeOptions): Promise<Encoded> {
-  const file = await open(path, 'w', 0o644);
-  const hash = createHash('sha256');
-  const zeros = Buffer.alloc(1024 * 1024);
-  let hashed = 0;
-  const hashZerosTo = (offset: number) => {
-    while (hashed < offset) {
-      const n = Math.min(zeros.length, offset - hashed);
-      hash.update(zeros.subarray(0, n));
-      hashed += n;
-    }
-  };
-  try {
-    for await (const extent of image.extents()) {
-      options.signal?.throwIfAborted();
-      hashZerosTo(extent.offset);
-      await file.write(extent.data, 0, extent.data.length, extent.offset);
-      hash.update(extent.data);
-      hashed += extent.data.length;
-      options.progress?.(hashed, image.size);
-    }
-    hashZerosTo(image.size);
-    await file.truncate(image.size);
-  } finally {
-    await file.close();
-  }
-  return {size: image.size, sha256: hash.digest('hex')};
+function describeSize(bytes: number): string {
+  if (bytes === GiB) return 'GiB';
+  if (bytes === MiB) return 'MiB';
+  return `${bytes}-byte sectors`;
 }

@@ -3,9 +3,10 @@
 // (sdk.ts); importing this module costs nothing.
 import {TskitError} from '../../src/errors.ts';
 import type {Emit} from '../../src/events.ts';
-import type {Artifact, DestroyOptions, ImageRef, Instance, InstanceEnd, Provider, PushedImage, Resource} from '../../src/provider.ts';
+import type {Artifact, DestroyOptions, ImageRef, Instance, InstanceEnd, Provider, PushedImage, Resource, RunContext} from '../../src/provider.ts';
 import {awsError, errorCode} from './errors.ts';
-import {consoleStream, launch, newRunId, waitForEnd, type AwsRunOptions, type Watch} from './instances.ts';
+import {consoleStream, launch, waitForEnd, type AwsRunOptions, type Watch} from './instances.ts';
+import {newRunId} from '../../src/run/run-id.ts';
 import {noJournal, type AwsJournal, type AwsResource} from './journal.ts';
 import {pushToAws, type AwsPushOptions, type AwsPushResult} from './push.ts';
 import {destroyResource, listStrays, type ListFilter} from './resources.ts';
@@ -17,7 +18,7 @@ export type {AwsPushOptions, AwsPushResult} from './push.ts';
 export {diskFileFormat} from './push.ts';
 export type {AwsRunOptions} from './instances.ts';
 export type {AwsJournal, AwsResource} from './journal.ts';
-export {FileJournal, noJournal, readJournals} from './journal.ts';
+export {noJournal} from './journal.ts';
 export type {Architecture, BootMode} from './boot-probe.ts';
 
 export interface AwsProviderOptions {
@@ -39,6 +40,12 @@ export class AwsProvider implements Provider<AwsPushOptions, AwsRunOptions> {
   private readonly watches = new Map<string, Watch>();
   private runOptions: AwsRunOptions = {};
   private runId: string | undefined;
+  /** The run's journal (from the run loop) while a run is on; the provider's own otherwise. */
+  private runJournal: AwsJournal | undefined;
+
+  private get activeJournal(): AwsJournal {
+    return this.runJournal ?? this.journal;
+  }
 
   constructor(options: AwsProviderOptions = {}) {
     this.journal = options.journal ?? noJournal;
@@ -93,12 +100,14 @@ export class AwsProvider implements Provider<AwsPushOptions, AwsRunOptions> {
     return {provider: 'aws', id: result.imageId, detail: {...result}};
   }
 
-  async run(image: ImageRef, opts: AwsRunOptions, emit: Emit, signal: AbortSignal): Promise<Instance[]> {
+  async run(image: ImageRef, opts: AwsRunOptions, emit: Emit, signal: AbortSignal, context?: RunContext): Promise<Instance[]> {
     const clients = await this.clients(this.clientOptions.region);
     this.runOptions = opts;
     this.lastEmit = emit;
-    this.runId = opts.runId ?? newRunId();
-    const instances = await launch(clients, image.id, opts, this.runId, this.journal, emit, signal);
+    // The run loop's journal and run id, so `tskit gc` finds what a killed run made.
+    this.runJournal = context?.journal;
+    this.runId = context?.runId ?? opts.runId ?? newRunId();
+    const instances = await launch(clients, image.id, opts, this.runId, this.activeJournal, emit, signal);
     for (const instance of instances) this.watches.set(instance.id, {stopped: false});
     if (signal.aborted) {
       await Promise.allSettled(instances.map((i) => this.destroy({provider: 'aws', kind: 'instance', id: i.id, runId: this.runId!}, {})));
@@ -126,14 +135,14 @@ export class AwsProvider implements Provider<AwsPushOptions, AwsRunOptions> {
     const aws = resource as AwsResource;
     if (resource.kind === 'instance' && this.runOptions.keep && this.watches.has(resource.id)) {
       this.lastEmit?.({type: 'log', level: 'info', message: `kept ${resource.id} (--keep); remove it with: aws ec2 terminate-instances --instance-ids ${resource.id}`});
-      await this.journal.forget({provider: 'aws', kind: 'instance', id: resource.id, region: (await this.clients(this.clientOptions.region)).region, ...(this.runId ? {runId: this.runId} : {})});
+      await this.activeJournal.forget({provider: 'aws', kind: 'instance', id: resource.id, region: (await this.clients(this.clientOptions.region)).region, ...(this.runId ? {runId: this.runId} : {})});
       return;
     }
     const clients = await this.clients(aws.region ?? this.clientOptions.region);
     const runId = resource.runId ?? (this.watches.has(resource.id) ? this.runId : undefined);
     const full: AwsResource = {...aws, provider: 'aws', region: clients.region, ...(runId ? {runId} : {})};
     await destroyResource(clients, full, true, options.hurry);
-    await this.journal.forget(full);
+    await this.activeJournal.forget(full);
     this.lastEmit?.({type: 'resource.destroyed', provider: 'aws', kind: full.kind, id: full.id, ...(full.runId ? {runId: full.runId} : {})});
   }
 

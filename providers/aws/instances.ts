@@ -1,7 +1,6 @@
 // EC2 instances for `tskit run aws`: launch (tagged with the run id, recorded in the journal
 // by client token before the call), the serial console by polling GetConsoleOutput, the
 // instance's end from DescribeInstances, and termination.
-import {randomBytes} from 'node:crypto';
 import {readFile} from 'node:fs/promises';
 import {TskitError} from '../../src/errors.ts';
 import type {Emit} from '../../src/events.ts';
@@ -27,10 +26,6 @@ export interface AwsRunOptions {
   pollMs?: number;
   /** Reuse a run id (default: a new one). */
   runId?: string;
-}
-
-export function newRunId(): string {
-  return `tskit-${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
 }
 
 const DEFAULT_TYPES: Record<string, string> = {x86_64: 't3.micro', arm64: 't4g.micro'};

@@ -48,6 +48,36 @@ const builtIn: ProviderEntry[] = [
     },
     imageId: (text, dir) => resolve(dir, text),
   },
+  {
+    name: 'aws',
+    // The AWS SDK loads only when an AWS run, test or gc needs it.
+    load: async () => new (await import('../../providers/aws/index.ts')).AwsProvider() as unknown as Provider<unknown, unknown>,
+    manifestOptions: {
+      type: 'object',
+      props: {
+        'instance-type': str,
+        subnet: str,
+        'security-group': strings,
+        'key-name': str,
+        'user-data': str,
+        'poll-interval': {type: 'id'},
+      },
+    },
+    runOptions: async (block) => {
+      const {parseDuration} = await import('./duration.ts');
+      const text = (key: string) => (typeof block[key] === 'string' ? (block[key] as string) : undefined);
+      return {
+        ...(text('instance-type') ? {instanceType: text('instance-type')} : {}),
+        ...(text('subnet') ? {subnet: text('subnet')} : {}),
+        ...(Array.isArray(block['security-group']) ? {securityGroups: block['security-group']} : {}),
+        ...(text('key-name') ? {keyName: text('key-name')} : {}),
+        ...(text('user-data') ? {userDataFile: text('user-data')} : {}),
+        ...(block['poll-interval'] !== undefined ? {pollMs: parseDuration(String(block['poll-interval']), 'aws.poll-interval')} : {}),
+      };
+    },
+    // an AMI id or name, as `tskit run aws` takes it
+    imageId: (text) => text,
+  },
 ];
 
 const registry = new Map<string, ProviderEntry>(builtIn.map((e) => [e.name, e]));

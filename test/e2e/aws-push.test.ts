@@ -89,7 +89,7 @@ describe('tskit push aws', () => {
     // The state dir keeps no upload state and no open journal entries after success.
     const state = join(peer.home, 'state');
     expect(await readdir(join(state, 'aws-uploads')).catch(() => [])).toEqual([]);
-    expect(await readdir(join(state, 'aws-journal')).catch(() => [])).toEqual([]);
+    expect(await readdir(join(state, 'runs')).catch(() => [])).toEqual([]);
   });
 
   it('--method import of a raw disk: multipart upload to S3, ImportSnapshot, the object removed afterwards', async () => {

@@ -7,8 +7,8 @@ import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {DescribeInstancesCommand, DescribeNetworkInterfacesCommand, DescribeVolumesCommand, TerminateInstancesCommand} from '@aws-sdk/client-ec2';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
-import {AwsProvider, readJournals} from '../../providers/aws/index.ts';
-import {journalDir} from '../../providers/aws/journal.ts';
+import {AwsProvider} from '../../providers/aws/index.ts';
+import {readJournals} from '../../src/run/run-journal.ts';
 import {counterLine, makeCounterDisk} from '../aws-peer/boot-disks.ts';
 import {EFI_MARKER, makeEfiDisk} from '../aws-peer/efi-disk.ts';
 import {startAwsPeer, type AwsPeer} from '../aws-peer/peer.ts';
@@ -20,9 +20,8 @@ let work: string;
 let markerAmi: string;
 
 /**
- * The image whose own marker the run waits for. Today a one-sector BIOS disk that prints it;
- * when `tskit build -f aws` lands, this becomes the hello template built as a raw BIOS disk
- * (marker HELLO-OK).
+ * A one-sector BIOS disk that prints a marker: boots in a second, so the teardown cases here
+ * stay quick (test/e2e/aws-hello.test.ts runs the real hello image end to end).
  */
 async function markerImage(): Promise<{path: string; marker: string}> {
   const path = join(work, 'marker.raw');
@@ -179,21 +178,27 @@ describe('tskit run aws', () => {
     expect(left.instances).toHaveLength(1);
     expect(left.volumes).toHaveLength(1);
 
-    // The killed process's journal still holds the instance it recorded.
-    const journaled = (await readJournals(journalDir({TSKIT_STATE: join(peer.home, 'state')}))).map((j) => j.resource);
-    expect(journaled).toContainEqual(expect.objectContaining({kind: 'instance', id: left.instances[0], runId}));
+    // The killed run's journal (shared with every provider) still holds the instance it recorded.
+    const state = join(peer.home, 'state');
+    const journal = (await readJournals(state)).find((j) => j.runId === runId);
+    expect(journal?.ownerAlive).toBe(false);
+    expect(journal?.live).toContainEqual(expect.objectContaining({kind: 'instance', id: left.instances[0]}));
 
-    // What `tskit gc aws` does with them: the provider's list (tags) and destroy.
+    // The provider's list finds it by its tags too, but only when older than --older-than.
     await withPeerEnv(async (provider) => {
       const strays = [];
       for await (const resource of provider.list({})) strays.push(resource);
       expect(strays).toContainEqual(expect.objectContaining({kind: 'instance', id: left.instances[0], runId}));
-      // Younger than --older-than: left alone.
       const young = [];
       for await (const resource of provider.list({olderThan: new Date(Date.now() - 3600_000)})) young.push(resource);
       expect(young.filter((r) => r.runId === runId)).toEqual([]);
-      for (const resource of [...strays.filter((r) => r.runId === runId), ...journaled.filter((r) => r.runId === runId)]) await provider.destroy(resource);
     });
+
+    // `tskit gc aws` removes it through the journal, and the journal with it.
+    const gc = await tskit(['gc', 'aws', '--json'], {env: peer.env()});
+    expect(gc.code, gc.stderr).toBe(0);
+    expect(jsonLines(gc.stdout).filter((e) => e.type === 'resource.destroyed')).toContainEqual(expect.objectContaining({provider: 'aws', kind: 'instance', id: left.instances[0]}));
+    expect((await readJournals(state)).find((j) => j.runId === runId)).toBeUndefined();
     expect(await leftovers(runId)).toEqual(nothingLeft);
   });
 

@@ -1,6 +1,9 @@
 // `tskit push aws IMAGE_FILE`: flags in, an AMI id out. The work is providers/aws.
 import {Args, Flags} from '@oclif/core';
-import {AwsProvider, diskFileFormat, FileJournal, type AwsPushOptions} from '../../../providers/aws/index.ts';
+import {AwsProvider, diskFileFormat, type AwsPushOptions} from '../../../providers/aws/index.ts';
+import {newRunId} from '../../run/run-id.ts';
+import {RunJournal} from '../../run/run-journal.ts';
+import {stateDir} from '../../run/state-dir.ts';
 import {TskitCommand} from '../../cli/command.ts';
 import {formatBytes, createProgressRenderer} from '../../cli/progress-render.ts';
 import {TskitError} from '../../errors.ts';
@@ -47,7 +50,9 @@ Credentials, region and endpoint come from the AWS SDK's standard settings: AWS_
     const interrupts = trapInterrupts();
     const {args, flags} = await this.parse(PushAws);
     const render = createProgressRenderer(flags.json);
-    const journal = FileJournal.forProcess();
+    // What a push creates (a snapshot being written, a staged S3 object) is journalled like a
+    // run's instances, so `tskit gc aws` removes it if this process dies.
+    const journal = await RunJournal.create(stateDir(), newRunId(), 'push aws');
     const provider = new AwsProvider({journal});
     try {
       const options: AwsPushOptions = {
@@ -82,7 +87,8 @@ Credentials, region and endpoint come from the AWS SDK's standard settings: AWS_
       throw error;
     } finally {
       render.done();
-      await journal.close();
+      const left = await journal.close();
+      if (left.length > 0) process.stderr.write(`tskit: ${left.length} AWS resource(s) of this push are left for \`tskit gc aws\` (journal ${journal.path})\n`);
       await provider.close();
       interrupts.dispose();
     }

@@ -1,7 +1,7 @@
 // `tskit run aws AMI|NAME`: flags in, events out. The run loop is src/run/session.ts, the
 // instances are providers/aws; this file only translates flags and renders.
 import {Args, Flags} from '@oclif/core';
-import {AwsProvider, FileJournal, type AwsRunOptions} from '../../../providers/aws/index.ts';
+import {AwsProvider, type AwsRunOptions} from '../../../providers/aws/index.ts';
 import {createConsoleRenderer, type ConsoleRenderer} from '../../cli/console-render.ts';
 import {TskitCommand} from '../../cli/command.ts';
 import {parseDuration} from '../../run/duration.ts';
@@ -49,8 +49,8 @@ Credentials and region come from the AWS SDK's standard settings (AWS_PROFILE, A
     // Before anything slow, so a Ctrl-C during start-up still tears down what was made.
     const interrupts = trapInterrupts();
     let renderer: ConsoleRenderer | undefined;
-    const journal = FileJournal.forProcess();
-    const provider = new AwsProvider({journal});
+    // the run loop journals what the run creates (the provider records into it), for `tskit gc`
+    const provider = new AwsProvider();
     try {
       const {args, flags} = await this.parse(RunAws);
       let stdoutGone = false;
@@ -90,7 +90,6 @@ Credentials and region come from the AWS SDK's standard settings (AWS_PROFILE, A
       process.exitCode = result.exitCode;
     } finally {
       renderer?.close();
-      await journal.close();
       await provider.close();
       interrupts.dispose();
     }

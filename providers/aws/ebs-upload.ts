@@ -11,7 +11,7 @@ import {TskitError} from '../../src/errors.ts';
 import type {Emit} from '../../src/events.ts';
 import {sleep} from '../../src/run/signals.ts';
 import {awsError, errorCode, isNotFound, named} from './errors.ts';
-import type {AwsJournal} from './journal.ts';
+import {adoptOrRecord, type AwsJournal} from './journal.ts';
 import type {DiskImage} from '../../src/formats/disk.ts';
 import {ebsBlocks, type EbsBlock} from './ebs-blocks.ts';
 import {EBS_BLOCK} from './raw-disk.ts';
@@ -62,12 +62,15 @@ export async function uploadToEbsSnapshot(options: EbsUploadOptions): Promise<Eb
   const saved = await state.load(key);
   if (saved) {
     emit({type: 'log', level: 'info', message: `continuing the upload into ${saved.snapshotId} (${saved.done.length}${options.expectedBlocks ? ` of ${options.expectedBlocks}` : ''} blocks already there)`});
+    // this push owns the snapshot now: `tskit gc` must not remove it from under it
+    await adoptOrRecord(options.journal, {provider: 'aws', kind: 'snapshot', id: saved.snapshotId, region: clients.region});
     try {
       return await writeSnapshot(options, key, saved.snapshotId, new Set(saved.done), saved.startedAt, 5_000);
     } catch (error) {
       if (!(error instanceof NotWritable)) throw error;
       emit({type: 'log', level: 'info', message: `${saved.snapshotId} is no longer writable (${error.message}); starting over`});
       await deleteSnapshotQuietly(options, saved.snapshotId);
+      await options.journal.forget({provider: 'aws', kind: 'snapshot', id: saved.snapshotId, region: clients.region});
       await state.remove(key);
     }
   }

@@ -20,6 +20,13 @@ export interface AwsJournal {
   record(resource: AwsResource): Promise<void>;
   /** Called after `resource` is confirmed gone, or handed over (a pushed AMI is the product, not debris). */
   forget(resource: AwsResource): Promise<void>;
+  /** Takes over a resource an interrupted earlier push recorded, when this one continues with it. */
+  adopt?(resource: AwsResource): Promise<void>;
+}
+
+/** Records a resource this process continues with, taking it from a dead earlier process's journal when the journal can. */
+export async function adoptOrRecord(journal: AwsJournal, resource: AwsResource): Promise<void> {
+  await (journal.adopt ? journal.adopt(resource) : journal.record(resource));
 }
 
 export const noJournal: AwsJournal = {

@@ -9,7 +9,7 @@ import {TskitError} from '../../src/errors.ts';
 import type {Emit} from '../../src/events.ts';
 import {awsError, errorCode, httpStatus, isNotFound, named} from './errors.ts';
 import {runPool} from './ebs-upload.ts';
-import type {AwsJournal} from './journal.ts';
+import {adoptOrRecord, type AwsJournal} from './journal.ts';
 import type {AwsClients} from './sdk.ts';
 
 const MIB = 1024 * 1024;
@@ -131,6 +131,7 @@ async function findOrStartUpload(options: S3UploadOptions): Promise<{uploadId: s
         marker = page.IsTruncated ? page.NextPartNumberMarker : undefined;
       } while (marker);
       options.emit({type: 'log', level: 'info', message: `continuing the upload to s3://${bucket}/${key} (${parts.size} parts already there)`});
+      await adoptOrRecord(journal, {provider: 'aws', kind: 's3-multipart-upload', id: `${bucket}/${key}#${previous.UploadId}`, region: clients.region});
       return {uploadId: previous.UploadId, parts};
     } catch (error) {
       if (!isNotFound(error) && errorCode(error) !== 'NoSuchUpload') throw awsError(error, 'ListParts');

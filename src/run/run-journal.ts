@@ -97,6 +97,20 @@ export class RunJournal implements ResourceJournal {
     return this.append({op: 'record', time: new Date().toISOString(), resource: entry});
   }
 
+  /**
+   * Takes over a resource an earlier, dead run recorded (a resumed upload continuing into the
+   * snapshot an interrupted one started): recorded here, forgotten there, so `tskit gc` never
+   * removes what this run goes on to use. A run still alive keeps its own.
+   */
+  async adopt(resource: Resource): Promise<void> {
+    await this.record(resource);
+    await this.queue;
+    for (const other of await readJournals(join(this.dir, '..'))) {
+      if (other.runId === this.runId || other.ownerAlive) continue;
+      if (other.live.some((r) => key(r) === key(resource))) await forgetInJournal(other, [resource]);
+    }
+  }
+
   update(resource: Resource): Promise<void> {
     const known = this.entries.get(key(resource));
     const entry = {...known, ...resource, runId: resource.runId ?? known?.runId ?? this.runId, detail: {...known?.detail, ...resource.detail}};

@@ -87,8 +87,9 @@ Credentials, region and endpoint come from the AWS SDK's standard settings: AWS_
       throw error;
     } finally {
       render.done();
-      const left = await journal.close();
-      if (left.length > 0) process.stderr.write(`tskit: ${left.length} AWS resource(s) of this push are left for \`tskit gc aws\` (journal ${journal.path})\n`);
+      // An interrupted or failed push leaves its snapshot (or S3 upload) in the journal: running
+      // the command again continues with it (and takes it over), `tskit gc aws` removes it.
+      await journal.close();
       await provider.close();
       interrupts.dispose();
     }

@@ -165,3 +165,23 @@ describe('collectGarbage', () => {
     expect(await readdir(join(state, 'runs'))).toEqual(['tskit-alien.journal']);
   });
 });
+
+describe('RunJournal.adopt', () => {
+  it('takes over what a dead run recorded, so gc no longer removes it; a live run keeps its own', async () => {
+    const deadPath = await deadJournal('tskit-dead-push', [rec('snapshot', 'snap-1'), rec('s3-object', 'b/k')], false);
+    const alive = await RunJournal.create(state, 'tskit-alive-push', 'push aws');
+    await alive.record({provider: 'script', kind: 'snapshot', id: 'snap-2'});
+    const resumed = await RunJournal.create(state, 'tskit-resumed-push', 'push aws');
+    await resumed.adopt({provider: 'script', kind: 'snapshot', id: 'snap-1'});
+    await resumed.adopt({provider: 'script', kind: 'snapshot', id: 'snap-2'});
+    const journals = await readJournals(state);
+    expect(journals.find((j) => j.runId === 'tskit-dead-push')!.live.map((r) => r.id)).toEqual(['b/k']);
+    expect(journals.find((j) => j.runId === 'tskit-alive-push')!.live.map((r) => r.id)).toEqual(['snap-2']);
+    expect(journals.find((j) => j.runId === 'tskit-resumed-push')!.live.map((r) => r.id)).toEqual(['snap-1', 'snap-2']);
+    // the last live resource adopted away: the dead run's journal goes
+    await resumed.adopt({provider: 'script', kind: 's3-object', id: 'b/k'});
+    expect(existsSync(deadPath)).toBe(false);
+    await alive.close();
+    await resumed.close();
+  });
+});

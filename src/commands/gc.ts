@@ -48,7 +48,7 @@ Exit 0 when everything found was removed, 1 when something could not be.`;
       });
       const kept = report.items.filter((i) => i.outcome === 'kept');
       if (flags.json) {
-        print(`${JSON.stringify({v: 1, time: new Date().toISOString(), type: 'gc.report', items: report.items, runsInUse: report.runsInUse, journalsRemoved: report.journalsRemoved})}\n`);
+        print(`${JSON.stringify({v: 1, time: new Date().toISOString(), type: 'gc.report', items: report.items, runsInUse: report.runsInUse, journalsRemoved: report.journalsRemoved, skipped: report.skipped})}\n`);
       } else {
         for (const item of report.items) {
           const r = item.resource;

@@ -107,7 +107,11 @@ export class AwsProvider implements Provider<AwsPushOptions, AwsRunOptions> {
     // The run loop's journal and run id, so `tskit gc` finds what a killed run made.
     this.runJournal = context?.journal;
     this.runId = context?.runId ?? opts.runId ?? newRunId();
-    const instances = await launch(clients, image.id, opts, this.runId, this.activeJournal, emit, signal);
+    // each instance of a cluster is its own RunInstances call: its own idempotency token
+    const index = context?.cluster?.index;
+    const slot = {clientToken: index === undefined ? this.runId : `${this.runId}-${index}`, ...(context?.name ? {name: context.name} : {})};
+    const options = context?.userData === undefined ? opts : {...opts, userData: context.userData};
+    const instances = await launch(clients, image.id, options, this.runId, slot, this.activeJournal, emit, signal);
     for (const instance of instances) this.watches.set(instance.id, {stopped: false});
     if (signal.aborted) {
       await Promise.allSettled(instances.map((i) => this.destroy({provider: 'aws', kind: 'instance', id: i.id, runId: this.runId!}, {})));

@@ -1,7 +1,6 @@
 // EC2 instances for `tskit run aws`: launch (tagged with the run id, recorded in the journal
 // by client token before the call), the serial console by polling GetConsoleOutput, the
 // instance's end from DescribeInstances, and termination.
-import {readFile} from 'node:fs/promises';
 import {TskitError} from '../../src/errors.ts';
 import type {Emit} from '../../src/events.ts';
 import type {Instance, InstanceEnd} from '../../src/provider.ts';
@@ -17,8 +16,6 @@ export interface AwsRunOptions {
   subnet?: string;
   securityGroups?: string[];
   keyName?: string;
-  /** A file whose content is the user data (sent base64-encoded, as EC2 wants). */
-  userDataFile?: string;
   count?: number;
   /** Leave the instances running after the run (they keep the tskit:keep tag; gc skips them). */
   keep?: boolean;
@@ -26,26 +23,34 @@ export interface AwsRunOptions {
   pollMs?: number;
   /** Reuse a run id (default: a new one). */
   runId?: string;
+  /** User data for the instances (the run's, from --user-data). */
+  userData?: string;
+}
+
+/** Which instance of a run one RunInstances call starts: its own client token and name. */
+export interface LaunchSlot {
+  /** Idempotency token: the same for a retried call, different for each instance of a cluster. */
+  clientToken: string;
+  /** The instance's name (Name tag, console prefix); its id when absent. */
+  name?: string;
 }
 
 const DEFAULT_TYPES: Record<string, string> = {x86_64: 't3.micro', arm64: 't4g.micro'};
 
-export async function launch(clients: AwsClients, ref: string, options: AwsRunOptions, runId: string, journal: AwsJournal, emit: Emit, signal: AbortSignal): Promise<Instance[]> {
+export async function launch(clients: AwsClients, ref: string, options: AwsRunOptions, runId: string, slot: LaunchSlot, journal: AwsJournal, emit: Emit, signal: AbortSignal): Promise<Instance[]> {
   const image = await resolveImage(clients, ref, signal);
   const count = options.count ?? 1;
   const instanceType = options.instanceType ?? DEFAULT_TYPES[image.architecture ?? 'x86_64'] ?? 't3.micro';
-  const userData = options.userDataFile ? (await readFile(options.userDataFile).catch((error: NodeJS.ErrnoException) => {
-    throw new TskitError(`--user-data ${options.userDataFile}: ${error.code === 'ENOENT' ? 'no such file' : error.message}`);
-  })) : undefined;
-  if (userData && userData.length > 16 * 1024) throw new TskitError(`--user-data ${options.userDataFile} is ${userData.length} bytes; EC2 takes at most 16 KiB`);
+  const userData = options.userData === undefined ? undefined : Buffer.from(options.userData);
+  if (userData && userData.length > 16 * 1024) throw new TskitError(`--user-data is ${userData.length} bytes; EC2 takes at most 16 KiB`);
   const tags = [
     {Key: TAGS.runId, Value: runId},
     {Key: TAGS.created, Value: new Date().toISOString()},
-    {Key: 'Name', Value: runId},
+    {Key: 'Name', Value: slot.name ?? runId},
     ...(options.keep ? [{Key: TAGS.keep, Value: 'true'}] : []),
   ];
   // The client token finds the instances again if the answer to RunInstances is lost.
-  const token = {provider: 'aws' as const, kind: 'client-token', id: runId, runId, region: clients.region};
+  const token = {provider: 'aws' as const, kind: 'client-token', id: slot.clientToken, runId, region: clients.region};
   await journal.record(token);
   let reservation;
   try {
@@ -55,7 +60,7 @@ export async function launch(clients: AwsClients, ref: string, options: AwsRunOp
         InstanceType: instanceType as never,
         MinCount: count,
         MaxCount: count,
-        ClientToken: runId,
+        ClientToken: slot.clientToken,
         ...(options.subnet ? {SubnetId: options.subnet} : {}),
         ...(options.securityGroups?.length ? {SecurityGroupIds: options.securityGroups} : {}),
         ...(options.keyName ? {KeyName: options.keyName} : {}),
@@ -75,7 +80,7 @@ export async function launch(clients: AwsClients, ref: string, options: AwsRunOp
       // Not aborted mid-call: an instance the answer to an abandoned call names would be lost.
     );
   } catch (error) {
-    await terminateByToken(clients, runId).catch(() => {});
+    await terminateByToken(clients, slot.clientToken).catch(() => {});
     await journal.forget(token);
     throw awsError(error, 'RunInstances');
   }
@@ -87,7 +92,7 @@ export async function launch(clients: AwsClients, ref: string, options: AwsRunOp
     instances.push({
       provider: 'aws',
       id: item.InstanceId,
-      name: item.InstanceId,
+      name: slot.name && count === 1 ? slot.name : item.InstanceId,
       detail: {region: clients.region, runId, imageId: image.imageId, instanceType, ...(item.Placement?.AvailabilityZone ? {zone: item.Placement.AvailabilityZone} : {})},
     });
   }

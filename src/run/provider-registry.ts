@@ -59,7 +59,6 @@ const builtIn: ProviderEntry[] = [
         subnet: str,
         'security-group': strings,
         'key-name': str,
-        'user-data': str,
         'poll-interval': {type: 'id'},
       },
     },
@@ -71,7 +70,6 @@ const builtIn: ProviderEntry[] = [
         ...(text('subnet') ? {subnet: text('subnet')} : {}),
         ...(Array.isArray(block['security-group']) ? {securityGroups: block['security-group']} : {}),
         ...(text('key-name') ? {keyName: text('key-name')} : {}),
-        ...(text('user-data') ? {userDataFile: text('user-data')} : {}),
         ...(block['poll-interval'] !== undefined ? {pollMs: parseDuration(String(block['poll-interval']), 'aws.poll-interval')} : {}),
       };
     },

@@ -129,7 +129,9 @@ describe('bad input', () => {
     const tag = await run(['push', 'aws', '--tag', 'novalue', disk], peer.env());
     oneLineError(tag, /--tag novalue: expected KEY=VALUE/);
     const userData = await run(['run', 'aws', '--user-data', join(work, 'nope.txt'), 'ami-0123456789abcdef0'], peer.env());
-    expect(userData.code).toBe(1);
+    // A flag naming a file that is not there is a usage error, as for every run command.
+    expect(userData.code, userData.stderr).toBe(2);
+    expect(userData.stderr.trim()).toMatch(/^tskit: error: --user-data .*nope\.txt: ENOENT/);
     await accountIsEmpty();
   });
 });

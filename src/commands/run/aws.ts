@@ -2,11 +2,9 @@
 // instances are providers/aws; this file only translates flags and renders.
 import {Args, Flags} from '@oclif/core';
 import {AwsProvider, type AwsRunOptions} from '../../../providers/aws/index.ts';
-import {createConsoleRenderer, type ConsoleRenderer} from '../../cli/console-render.ts';
 import {TskitCommand} from '../../cli/command.ts';
+import {runFlags, runProvider} from '../../cli/run-provider.ts';
 import {parseDuration} from '../../run/duration.ts';
-import {compileMarker} from '../../run/markers.ts';
-import {runSession} from '../../run/session.ts';
 import {trapInterrupts} from '../../run/signals.ts';
 
 export default class RunAws extends TskitCommand {
@@ -33,63 +31,39 @@ Credentials and region come from the AWS SDK's standard settings (AWS_PROFILE, A
     subnet: Flags.string({description: 'subnet id (default: the default VPC\'s)'}),
     'security-group': Flags.string({description: 'security group id (repeatable; default: the VPC\'s default group)', multiple: true, multipleNonGreedy: true}),
     'key-name': Flags.string({description: 'EC2 key pair name, for SSH'}),
-    'user-data': Flags.string({description: 'file whose content is the instance user data (at most 16 KiB)'}),
-    count: Flags.integer({description: 'instances to start', min: 1, max: 100, default: 1}),
-    'wait-for': Flags.string({description: 'exit 0 as soon as a console line matches this regex (repeatable: any)', multiple: true, multipleNonGreedy: true}),
-    'fail-on': Flags.string({description: 'exit 1 as soon as a console line matches this regex (repeatable: any)', multiple: true, multipleNonGreedy: true}),
-    timeout: Flags.string({description: 'give up after this long and exit 124 (90s, 5m, 1h30m, or seconds)'}),
+    ...runFlags,
     keep: Flags.boolean({description: 'leave the instances running when the run ends (tskit gc aws leaves them too)'}),
     'poll-interval': Flags.string({description: 'how often to read the console and the instance state', default: '2s'}),
-    'console-file': Flags.string({description: 'also write the raw console to this file'}),
-    json: Flags.boolean({description: 'print NDJSON events (console, matched, verdict, ...) on stdout instead of the console'}),
     verbose: Flags.boolean({char: 'v', description: 'also report instance ids and lifecycle on stderr'}),
   };
 
   async run(): Promise<void> {
     // Before anything slow, so a Ctrl-C during start-up still tears down what was made.
     const interrupts = trapInterrupts();
-    let renderer: ConsoleRenderer | undefined;
     // the run loop journals what the run creates (the provider records into it), for `tskit gc`
     const provider = new AwsProvider();
     try {
       const {args, flags} = await this.parse(RunAws);
-      let stdoutGone = false;
-      process.stdout.on('error', (error: NodeJS.ErrnoException) => {
-        if (error.code !== 'EPIPE' || stdoutGone) return;
-        stdoutGone = true;
-        interrupts.raise('SIGPIPE');
-      });
-      const stdout = {write: (chunk: string | Uint8Array) => stdoutGone || process.stdout.write(chunk)};
-      renderer = createConsoleRenderer({json: flags.json, stdout, stderr: process.stderr, verbose: flags.verbose, consoleFile: flags['console-file']});
-      provider.lastEmit = renderer.emit;
-      const runOptions: AwsRunOptions = {
-        ...(flags['instance-type'] ? {instanceType: flags['instance-type']} : {}),
-        ...(flags.subnet ? {subnet: flags.subnet} : {}),
-        ...(flags['security-group'] ? {securityGroups: flags['security-group']} : {}),
-        ...(flags['key-name'] ? {keyName: flags['key-name']} : {}),
-        ...(flags['user-data'] ? {userDataFile: flags['user-data']} : {}),
-        count: flags.count,
-        keep: flags.keep,
-        pollMs: parseDuration(flags['poll-interval'], '--poll-interval'),
-      };
-      const result = await runSession({
+      const pollMs = parseDuration(flags['poll-interval'], '--poll-interval');
+      await runProvider({
+        command: 'run aws',
         provider,
         image: {provider: 'aws', id: args.image},
-        runOptions,
-        waitFor: (flags['wait-for'] ?? []).map((s) => compileMarker(s, '--wait-for')),
-        failOn: (flags['fail-on'] ?? []).map((s) => compileMarker(s, '--fail-on')),
-        ...(flags.timeout ? {timeoutMs: parseDuration(flags.timeout, '--timeout')} : {}),
-        emit: renderer.emit,
-        onConsole: renderer.onConsole,
-        signal: interrupts.stop,
-        hurry: interrupts.hurry,
+        flags,
+        interrupts,
+        runOptions: (): AwsRunOptions => ({
+          ...(flags['instance-type'] ? {instanceType: flags['instance-type']} : {}),
+          ...(flags.subnet ? {subnet: flags.subnet} : {}),
+          ...(flags['security-group'] ? {securityGroups: flags['security-group']} : {}),
+          ...(flags['key-name'] ? {keyName: flags['key-name']} : {}),
+          keep: flags.keep,
+          pollMs,
+        }),
         // A polled console arrives in bursts: give the last one time to come in.
-        drainMs: Math.max(2000, runOptions.pollMs! + 1000),
+        session: {drainMs: Math.max(2000, pollMs + 1000)},
+        onRenderer: (renderer) => (provider.lastEmit = renderer.emit),
       });
-      if (result.outcomes.length === 0 && !flags.json) process.stderr.write(`tskit: ${result.reason}\n`);
-      process.exitCode = result.exitCode;
     } finally {
-      renderer?.close();
       await provider.close();
       interrupts.dispose();
     }

@@ -3,12 +3,8 @@
 import {Args, Flags} from '@oclif/core';
 import {clusterConflict, qemuProvider, qemuRunOptions, type QemuRunOptions} from '../../../providers/qemu/index.ts';
 import {TskitError} from '../../errors.ts';
-import {parseDuration} from '../../run/duration.ts';
-import {compileMarker} from '../../run/markers.ts';
-import {createConsoleRenderer, type ConsoleRenderer} from '../../cli/console-render.ts';
 import {TskitCommand} from '../../cli/command.ts';
-import {clusterFlags, clusterSessionOptions, prepareClusterOutputs, useColour, writeJunitReport} from '../../cli/cluster-flags.ts';
-import {runSession, slotName} from '../../run/session.ts';
+import {runFlags, runProvider} from '../../cli/run-provider.ts';
 import {trapInterrupts} from '../../run/signals.ts';
 
 export default class RunQemu extends TskitCommand {
@@ -32,9 +28,7 @@ With --count N, N VMs boot together as a cluster: each console is prefixed with 
   };
 
   static override flags = {
-    'wait-for': Flags.string({description: 'exit 0 as soon as a console line matches this regex (repeatable: any)', multiple: true, multipleNonGreedy: true}),
-    'fail-on': Flags.string({description: 'exit 1 as soon as a console line matches this regex (repeatable: any)', multiple: true, multipleNonGreedy: true}),
-    timeout: Flags.string({description: 'give up after this long and exit 124 (90s, 5m, 1h30m, or seconds)'}),
+    ...runFlags,
     accel: Flags.string({description: 'accelerator: auto probes KVM (cached per host boot) and falls back to TCG', options: ['auto', 'kvm', 'tcg'], default: 'auto'}),
     cpus: Flags.integer({description: 'virtual CPUs', min: 1, default: 1}),
     'cpu-model': Flags.string({description: 'qemu -cpu model (default: host with KVM, qemu64 with TCG, the fastest to emulate; max for guests built for newer CPUs)'}),
@@ -46,81 +40,40 @@ With --count N, N VMs boot together as a cluster: each console is prefixed with 
     publish: Flags.string({char: 'p', description: 'forward a host port to the guest: [ADDRESS:]HOST:GUEST[/tcp|/udp]', multiple: true, multipleNonGreedy: true}),
     networking: Flags.string({description: 'guest network: user (NAT, default) or none', options: ['user', 'none']}),
     format: Flags.string({description: 'the image format when the file does not say (raw-efi, iso-efi, qcow2-bios, ...)'}),
-    'console-file': Flags.string({description: 'also write the raw console to this file'}),
-    json: Flags.boolean({description: 'print NDJSON events (console, matched, verdict, ...) on stdout instead of the console'}),
     verbose: Flags.boolean({char: 'v', description: 'also report the qemu command line, accelerator choice and lifecycle on stderr'}),
-    ...clusterFlags,
   };
 
   async run(): Promise<void> {
     // Before anything slow, so a Ctrl-C during start-up still tears down what was made.
     const interrupts = trapInterrupts();
-    let renderer: ConsoleRenderer | undefined;
     try {
       const {args, flags} = await this.parse(RunQemu);
-      // `tskit run qemu x | head`: when the reader goes, stop the run as a SIGPIPE would.
-      let stdoutGone = false;
-      process.stdout.on('error', (error: NodeJS.ErrnoException) => {
-        if (error.code !== 'EPIPE' || stdoutGone) return;
-        stdoutGone = true;
-        interrupts.raise('SIGPIPE');
-      });
-      const stdout = {write: (chunk: string | Uint8Array) => stdoutGone || process.stdout.write(chunk)};
-      const cluster = await clusterSessionOptions(flags);
-      const image = {provider: 'qemu', id: args.path};
-      const names = Array.from({length: cluster.count}, (_, i) => slotName(image, i, cluster.count));
-      const waitFor = (flags['wait-for'] ?? []).map((s) => compileMarker(s, '--wait-for'));
-      const failOn = (flags['fail-on'] ?? []).map((s) => compileMarker(s, '--fail-on'));
-      const timeoutMs = flags.timeout ? parseDuration(flags.timeout, '--timeout') : undefined;
-      const runOptions: QemuRunOptions = qemuRunOptions({
-        accel: flags.accel,
-        cpus: flags.cpus,
-        'cpu-model': flags['cpu-model'],
-        mem: flags.mem,
-        disk: flags.disk ?? [],
-        publish: flags.publish ?? [],
-        uefi: flags.uefi,
-        firmware: flags.firmware,
-        cmdline: flags.cmdline,
-        networking: flags.networking,
-        format: flags.format,
-      });
-      const conflict = clusterConflict(runOptions, cluster.count);
-      if (conflict) throw new TskitError(conflict, {exitCode: 2});
-      await prepareClusterOutputs(flags);
-      const render = createConsoleRenderer({
-        json: flags.json,
-        stdout,
-        stderr: process.stderr,
-        verbose: flags.verbose,
-        consoleFile: flags['console-file'],
-        ...(flags['console-dir'] ? {consoleDir: flags['console-dir']} : {}),
-        ...(flags['json-file'] ? {jsonFile: flags['json-file']} : {}),
-        ...(cluster.count > 1 ? {names} : {}),
-        colour: useColour(),
-      });
-      renderer = render;
-      const started = new Date();
-      const junit = {file: flags.junit, suite: `tskit run qemu ${args.path}`, classname: `tskit.qemu.${names[0]!.replace(/-0$/, '')}`};
-      const result = await writeJunitReport(junit, started, names[0]!, () => runSession({
-        provider: qemuProvider,
-        image,
-        runOptions,
-        ...cluster,
+      await runProvider({
         command: 'run qemu',
-        waitFor,
-        failOn,
-        ...(timeoutMs === undefined ? {} : {timeoutMs}),
-        emit: render.emit,
-        onConsole: render.onConsole,
-        signal: interrupts.stop,
-        hurry: interrupts.hurry,
-      }));
-      // Without instances there was no verdict event to say why (interrupted or timed out while starting).
-      if (result.outcomes.length === 0 && !flags.json) process.stderr.write(`tskit: ${result.reason}\n`);
-      process.exitCode = result.exitCode;
+        provider: qemuProvider,
+        image: {provider: 'qemu', id: args.path},
+        flags,
+        interrupts,
+        runOptions: (cluster) => {
+          const options: QemuRunOptions = qemuRunOptions({
+            accel: flags.accel,
+            cpus: flags.cpus,
+            'cpu-model': flags['cpu-model'],
+            mem: flags.mem,
+            disk: flags.disk ?? [],
+            publish: flags.publish ?? [],
+            uefi: flags.uefi,
+            firmware: flags.firmware,
+            cmdline: flags.cmdline,
+            networking: flags.networking,
+            format: flags.format,
+          });
+          const conflict = clusterConflict(options, cluster.count);
+          if (conflict) throw new TskitError(conflict, {exitCode: 2});
+          return options;
+        },
+      });
     } finally {
-      renderer?.close();
       interrupts.dispose();
     }
   }

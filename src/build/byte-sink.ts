@@ -29,6 +29,12 @@ const BATCH = 256 * 1024;
  * and twice as fast as the default.
  */
 const GZIP_LEVEL = 4;
+/**
+ * Input per deflate call: each call sets up a zlib stream on the main thread, so an initrd
+ * cut into 128 KiB blocks spent about 50 ms of a 0.75 s build doing that; 512 KiB blocks
+ * still keep both cores busy on a 25 MB initrd.
+ */
+const GZIP_BLOCK = 512 * 1024;
 
 /** Joins the many small pieces (512-byte tar headers, names) into writes of a useful size. */
 export async function* coalesce(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, batch = BATCH): AsyncGenerator<Buffer> {
@@ -74,7 +80,7 @@ export async function writeBytes(source: AsyncIterable<Uint8Array> | Iterable<Ui
   const out = createWriteStream(path, {flags: options.append ? 'a' : 'w', mode: 0o644});
   const input = Readable.from(coalesce(source));
   if (options.gzip) {
-    await pipeline(input, parallelGzip({level: GZIP_LEVEL}), tap, out, {signal: options.signal});
+    await pipeline(input, parallelGzip({level: GZIP_LEVEL, blockSize: GZIP_BLOCK}), tap, out, {signal: options.signal});
   } else {
     await pipeline(input, tap, out, {signal: options.signal});
   }

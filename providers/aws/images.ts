@@ -14,6 +14,8 @@ export const TAGS = {
   runId: 'tskit:run-id',
   keep: 'tskit:keep',
   clientToken: 'tskit:client-token',
+  /** The instance's place in its cluster (0-based), as its name ends. */
+  index: 'tskit:index',
 } as const;
 
 export interface ImageInfo {

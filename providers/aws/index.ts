@@ -109,7 +109,7 @@ export class AwsProvider implements Provider<AwsPushOptions, AwsRunOptions> {
     this.runId = context?.runId ?? opts.runId ?? newRunId();
     // each instance of a cluster is its own RunInstances call: its own idempotency token
     const index = context?.cluster?.index;
-    const slot = {clientToken: index === undefined ? this.runId : `${this.runId}-${index}`, ...(context?.name ? {name: context.name} : {})};
+    const slot = {clientToken: index === undefined ? this.runId : `${this.runId}-${index}`, ...(context?.name ? {name: context.name} : {}), ...(index === undefined ? {} : {index})};
     const options = context?.userData === undefined ? opts : {...opts, userData: context.userData};
     const instances = await launch(clients, image.id, options, this.runId, slot, this.activeJournal, emit, signal);
     for (const instance of instances) this.watches.set(instance.id, {stopped: false});

@@ -33,6 +33,8 @@ export interface LaunchSlot {
   clientToken: string;
   /** The instance's name (Name tag, console prefix); its id when absent. */
   name?: string;
+  /** Its index in the cluster (tagged tskit:index, so the guest and DescribeInstances can tell the instances apart). */
+  index?: number;
 }
 
 const DEFAULT_TYPES: Record<string, string> = {x86_64: 't3.micro', arm64: 't4g.micro'};
@@ -47,6 +49,7 @@ export async function launch(clients: AwsClients, ref: string, options: AwsRunOp
     {Key: TAGS.runId, Value: runId},
     {Key: TAGS.created, Value: new Date().toISOString()},
     {Key: 'Name', Value: slot.name ?? runId},
+    ...(slot.index === undefined ? [] : [{Key: TAGS.index, Value: String(slot.index)}]),
     ...(options.keep ? [{Key: TAGS.keep, Value: 'true'}] : []),
   ];
   // The client token finds the instances again if the answer to RunInstances is lost.

@@ -153,6 +153,10 @@ describe('tskit run aws', () => {
     const runId = runIdOf(run.stdout);
     const all = (await peer.ec2.send(new DescribeInstancesCommand({Filters: [{Name: 'tag:tskit:run-id', Values: [runId]}]}))).Reservations!.flatMap((r) => r.Instances ?? []);
     expect(all.map((i) => i.State?.Name)).toEqual(['terminated', 'terminated', 'terminated']);
+    // one RunInstances per instance: each is named and tagged with its place in the cluster
+    const tag = (i: (typeof all)[number], key: string) => i.Tags?.find((t) => t.Key === key)?.Value;
+    expect(all.map((i) => tag(i, 'tskit:index')).sort()).toEqual(['0', '1', '2']);
+    expect(all.map((i) => tag(i, 'Name')).sort()).toEqual(all.map((i) => tag(i, 'tskit:index')).sort().map((n) => expect.stringMatching(new RegExp(`-${n}$`))));
     expect(await leftovers(runId)).toEqual(nothingLeft);
   });
 

@@ -3,7 +3,7 @@
 // flattened image is what `linuxkit build` puts into the root filesystem.
 import {TskitError} from '../errors.ts';
 import {openLayer} from '../oci/layer.ts';
-import {decodeLayerIndex, encodeLayerIndex, LAYER_INDEX_KIND} from './layer-index.ts';
+import {decodeLayerIndex, encodeLayerIndex, LAYER_INDEX_KIND, layerHeader} from './layer-index.ts';
 import type {Descriptor, ImageSource, ResolvedImage} from '../oci/types.ts';
 import type {Entry} from './entry.ts';
 import type {LayerInput} from './flatten.ts';
@@ -135,10 +135,7 @@ async function firstPassEntries(source: ImageSource, image: ResolvedImage, layer
   return (async function* () {
     const seen: Entry[] = [];
     for await (const entry of readTar(await openLayer(source, image, layer), what)) {
-      const header: Entry = {...entry};
-      delete header.content;
-      delete header.pax;
-      seen.push(header);
+      seen.push(layerHeader(entry));
       yield entry;
     }
     plan(seen.map((h) => h.path));

@@ -1,7 +1,10 @@
 // A layer's tar headers in order, saved beside the layer blob in the cache, so a later build
 // can plan its flattening (pass one) without decompressing the layer again. The second pass
 // still reads the layer itself and checks it against this list, entry by entry.
+import {decompress} from '../oci/layer.ts';
+import type {BlobDeriver} from '../oci/types.ts';
 import type {Entry} from './entry.ts';
+import {readTar} from './tar/reader.ts';
 
 /** Bump when the reader's interpretation of a tar (or this encoding) changes. */
 export const LAYER_INDEX_KIND = 'layer-headers-v1';
@@ -42,3 +45,25 @@ export function decodeLayerIndex(data: Buffer): Entry[] | undefined {
   }
   return entries;
 }
+
+/** What the index keeps of an entry: its header, without content or PAX records. */
+export function layerHeader(entry: Entry): Entry {
+  const header: Entry = {...entry};
+  delete header.content;
+  delete header.pax;
+  return header;
+}
+
+/**
+ * Indexes a layer while it downloads (the cache's BlobDeriver), so the build that pulled it
+ * reads it once, as a warm build does, instead of once for the index and once for content.
+ */
+export const layerIndexDeriver: BlobDeriver = {
+  kind: LAYER_INDEX_KIND,
+  applies: (descriptor) => /layer|rootfs\.diff/.test(descriptor.mediaType),
+  async derive(bytes) {
+    const headers: Entry[] = [];
+    for await (const entry of readTar(decompress(bytes, 'a layer being downloaded'), 'a layer being downloaded')) headers.push(layerHeader(entry));
+    return encodeLayerIndex(headers);
+  },
+};

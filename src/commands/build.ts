@@ -2,6 +2,7 @@ import {resolve, basename, extname} from 'node:path';
 import {Args, Flags} from '@oclif/core';
 import {build} from '../build/build.ts';
 import {BUILD_FORMATS, type BuildFormat} from '../build/outputs.ts';
+import {layerIndexDeriver} from '../build/layer-index.ts';
 import {DEFAULT_BOOTLOADER_IMAGE} from '../build/bootloader.ts';
 import {DISK_FORMATS, type DiskFormat} from '../build/disk-outputs.ts';
 import {BOOT_MODES, type BootMode} from '../formats/layout.ts';
@@ -75,7 +76,7 @@ bootable: raw-efi (NAME-efi.img), raw-bios (NAME-bios.img), iso-efi (NAME-efi.is
 
     const [platform] = platformsFromArchFlags(flags.arch);
     const registry = await registryOptionsFromFlags(flags, render.emit);
-    const cache = new ImageCache({dir: cacheDirFromFlags(flags), emit: render.emit, registry, pull: flags.pull});
+    const cache = new ImageCache({dir: cacheDirFromFlags(flags), emit: render.emit, registry, pull: flags.pull, derivers: [layerIndexDeriver]});
     const started = Date.now();
     try {
       const artifacts = await interruptible((signal) => build({

@@ -17,6 +17,7 @@ import {join} from 'node:path';
 import {pipeline, type Readable} from 'node:stream';
 import {TskitError} from '../errors.ts';
 import {ignoreEvents, type Emit} from '../events.ts';
+import {deriveFeeds} from './derive-feed.ts';
 import {CacheLock, currentProcess, isAlive, Lease, liveLeasedDigests, writeFileAtomic} from './cache-lock.ts';
 import {BlobVerificationError, digestOf, parseDigest, VerifyingStream} from './digest.ts';
 import {parseJsonBlob} from './json-blob.ts';
@@ -26,6 +27,7 @@ import {formatReference, parseReference, withDigest, type ImageReference} from '
 import {MAX_MANIFEST_BYTES, RegistryClient, RegistryError, type RegistryClientOptions} from './registry.ts';
 import {
   MediaTypes,
+  type BlobDeriver,
   type Descriptor,
   type ImageConfiguration,
   type ImageIndex,
@@ -63,6 +65,8 @@ export interface ImageCacheOptions {
   emit?: Emit;
   /** Blob downloads running at once (across all resolves of this cache). */
   concurrency?: number;
+  /** Data to derive from blobs while they download (stored as writeDerived stores it). */
+  derivers?: readonly BlobDeriver[];
   lockTimeoutMs?: number;
 }
 
@@ -653,13 +657,24 @@ export class ImageCache implements ImageSource {
         await this.ensureLayout();
         const temp = this.ingestPath();
         const path = this.blobPath(descriptor.digest);
+        const feeds = deriveFeeds(this.options.derivers ?? [], descriptor);
+        let derived: Array<{kind: string; data: Buffer}> = [];
         try {
-          await this.registry().downloadBlob(ref, descriptor, temp, {onProgress: (delta) => progress.add(delta)});
+          await this.registry().downloadBlob(ref, descriptor, temp, {
+            onProgress: (delta) => progress.add(delta),
+            ...(feeds ? {onData: feeds.onData, onRestart: feeds.onRestart} : {}),
+          });
+          if (feeds) derived = await feeds.finish();
           await mkdir(join(path, '..'), {recursive: true});
           await rename(temp, path);
+        } catch (error) {
+          feeds?.abort();
+          throw error;
         } finally {
           await unlink(temp).catch(() => {});
         }
+        // verified and in place: what was derived from it is its
+        for (const {kind, data} of derived) await this.writeDerived(kind, descriptor.digest, data).catch(() => {});
         this.emit({type: 'blob.fetched', ref: name, digest: descriptor.digest, size: descriptor.size});
         return true;
       });

@@ -72,6 +72,10 @@ export interface UploadOptions {
 export interface DownloadOptions {
   /** Called with the number of new bytes written (negative when a download restarts). */
   onProgress?: (delta: number) => void;
+  /** Called with the bytes as they reach the file, in order; awaited (so a slow reader slows the download). */
+  onData?: (data: Buffer) => void | Promise<void>;
+  /** Called when the download starts over from byte 0 (what onData had is void). */
+  onRestart?: () => void;
 }
 
 /** An HTTP answer the registry gave that tskit cannot go on from. */
@@ -226,6 +230,7 @@ export class RegistryClient {
       for (let attempt = 1; ; attempt++) {
         const restart = async () => {
           options.onProgress?.(-offset);
+          options.onRestart?.();
           await handle.truncate(0);
           hash = createDigester(algorithm);
           offset = 0;
@@ -272,6 +277,7 @@ export class RegistryClient {
             hash.update(data);
             offset += data.length;
             options.onProgress?.(data.length);
+            await options.onData?.(data);
           };
           try {
             for await (const chunk of response.body as AsyncIterable<Buffer>) {

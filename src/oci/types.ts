@@ -81,6 +81,24 @@ export interface ImageSource {
   writeDerived?(kind: string, digest: string, data: Buffer): Promise<void>;
 }
 
+/**
+ * Data derived from a blob, computed from its bytes while they download, so the first use of
+ * a freshly pulled blob need not read it again (a layer's tar headers, say). The cache stores
+ * the result with writeDerived's rules.
+ */
+export interface BlobDeriver {
+  /** The derived data's kind (readDerived's `kind`). */
+  kind: string;
+  /** Whether to derive from this blob. */
+  applies(descriptor: Descriptor): boolean;
+  /**
+   * The derived data from the blob's bytes, in order (not yet verified: the cache keeps the
+   * result only if the blob turns out to be the one asked for). Undefined or a rejection:
+   * nothing is stored, and whoever needs the data computes it later and reports what was wrong.
+   */
+  derive(bytes: AsyncIterable<Buffer>): Promise<Buffer | undefined>;
+}
+
 export const MediaTypes = {
   ociIndex: 'application/vnd.oci.image.index.v1+json',
   ociManifest: 'application/vnd.oci.image.manifest.v1+json',

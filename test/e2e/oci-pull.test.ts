@@ -14,7 +14,10 @@ import type {TskitEvent} from '../../src/events.ts';
 import {ImageCache} from '../../src/oci/cache.ts';
 import {parseMirrors} from '../../src/oci/endpoints.ts';
 import {platformForArch} from '../../src/oci/platform.ts';
-import {MediaTypes} from '../../src/oci/types.ts';
+import {openLayer} from '../../src/oci/layer.ts';
+import {MediaTypes, type BlobDeriver, type ResolvedImage} from '../../src/oci/types.ts';
+import {encodeLayerIndex, LAYER_INDEX_KIND, layerHeader, layerIndexDeriver} from '../../src/build/layer-index.ts';
+import {readTar} from '../../src/build/tar/reader.ts';
 import {blobDigests, imageFiles, indexRefs, leftovers} from '../support/oci-cache-helpers.ts';
 import {pushLayout, registryBlobPath, sha256, writeOciLayout, type WrittenLayout} from '../support/oci-images.ts';
 import {startCountingProxy, type CountingProxy} from '../support/oci-proxy.ts';
@@ -198,9 +201,60 @@ describe('pull from a real registry', () => {
       expect(image.layers[0]!.digest).toBe(layer.digest);
       expect((await cache.verify()).corrupt).toEqual([]);
       await cache.close();
+      // a build's cache indexes the layer as it downloads: the resumed bytes continue the index
+      proxy.breakOnce((r) => r.method === 'GET' && r.path.endsWith(`/blobs/${layer.digest}`), 100_000);
+      const indexing = await freshCache({registry: {mirrors: parseMirrors([`${registry.host}=http://${proxy.host}`])}, derivers: [layerIndexDeriver]});
+      const again = await indexing.resolve(`${registry.host}/test/big:v1`, amd64);
+      expect(await indexing.readDerived(LAYER_INDEX_KIND, layer.digest)).toEqual(await indexByReading(indexing, again, 0));
+      await indexing.close();
     } finally {
       await proxy.stop();
     }
+  });
+});
+
+/** The layer index a build computes when none was saved: the layer read back from the cache. */
+async function indexByReading(cache: ImageCache, image: ResolvedImage, layer: number): Promise<Buffer> {
+  const headers = [];
+  for await (const entry of readTar(await openLayer(cache, image, image.layers[layer]!), 'test')) headers.push(layerHeader(entry));
+  return encodeLayerIndex(headers);
+}
+
+describe('deriving while downloading', () => {
+  it('indexes gzip and zstd layers as they arrive: the saved index is what reading the layer gives', async () => {
+    const cache = await freshCache({derivers: [layerIndexDeriver]});
+    for (const platform of [amd64, arm64]) {
+      const image = await cache.resolve(`${registry.host}/test/multi:v1`, platform);
+      expect(image.layers.map((l) => l.mediaType)).toContain(platform === arm64 ? MediaTypes.ociLayerZstd : MediaTypes.ociLayerGzip);
+      for (let i = 0; i < image.layers.length; i++) {
+        const saved = await cache.readDerived(LAYER_INDEX_KIND, image.layers[i]!.digest);
+        expect(saved, `layer ${i} of ${platform.architecture}`).toBeDefined();
+        expect(saved).toEqual(await indexByReading(cache, image, i));
+      }
+    }
+    await cache.close();
+  });
+
+  it('a deriver that fails, or stops reading early, costs the pull nothing and stores nothing', async () => {
+    const failing: BlobDeriver = {kind: 'test-failing', applies: () => true, derive: async () => { throw new Error('no'); }};
+    const quitter: BlobDeriver = {
+      kind: 'test-quitter',
+      applies: () => true,
+      async derive(bytes) {
+        for await (const chunk of bytes) return chunk.length > 0 ? undefined : Buffer.from('x'); // leaves after one chunk
+        return undefined;
+      },
+    };
+    const big = await writeOciLayout(join(work, 'big-derive'), 'v1', {architecture: 'amd64', layers: [{'data/random': randomBytes(6_000_000)}]});
+    await pushLayout(big, registry.host, 'test/big-derive:v1');
+    const cache = await freshCache({derivers: [failing, quitter, layerIndexDeriver]});
+    const image = await cache.resolve(`${registry.host}/test/big-derive:v1`, amd64);
+    const digest = image.layers[0]!.digest;
+    expect((await stat(cache.blobPath(digest))).size).toBe(image.layers[0]!.size);
+    expect(await cache.readDerived('test-failing', digest)).toBeUndefined();
+    expect(await cache.readDerived('test-quitter', digest)).toBeUndefined();
+    expect(await cache.readDerived(LAYER_INDEX_KIND, digest)).toEqual(await indexByReading(cache, image, 0));
+    await cache.close();
   });
 });
 

@@ -4,6 +4,7 @@ import {ARCH_DESCRIPTION, cacheDirFlags, cacheDirFromFlags, jsonFlags, platforms
 import {createProgressRenderer} from '../../cli/progress-render.ts';
 import {TskitCommand} from '../../cli/command.ts';
 import {formatPlatform} from '../../oci/platform.ts';
+import {layerIndexDeriver} from '../../build/layer-index.ts';
 
 export default class CachePull extends TskitCommand {
   static override summary = 'Pull images into the cache';
@@ -22,7 +23,7 @@ export default class CachePull extends TskitCommand {
     const {flags, argv} = await this.parse(CachePull);
     const render = createProgressRenderer(flags.json);
     const registry = await registryOptionsFromFlags(flags, render.emit);
-    const cache = new ImageCache({dir: cacheDirFromFlags(flags), emit: render.emit, registry, pull: true});
+    const cache = new ImageCache({dir: cacheDirFromFlags(flags), emit: render.emit, registry, pull: true, derivers: [layerIndexDeriver]});
     try {
       const pulled = [];
       for (const ref of argv as string[]) {

@@ -16,6 +16,8 @@ export const TAGS = {
   clientToken: 'tskit:client-token',
   /** The instance's place in its cluster (0-based), as its name ends. */
   index: 'tskit:index',
+  /** A cluster network's interfaces: the network's id (RUNID-net). */
+  network: 'tskit:network',
 } as const;
 
 export interface ImageInfo {

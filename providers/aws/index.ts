@@ -3,7 +3,9 @@
 // (sdk.ts); importing this module costs nothing.
 import {TskitError} from '../../src/errors.ts';
 import type {Emit} from '../../src/events.ts';
-import type {Artifact, DestroyOptions, ImageRef, Instance, InstanceEnd, Provider, PushedImage, Resource, RunContext} from '../../src/provider.ts';
+import type {Artifact, ClusterNetwork, DestroyOptions, ImageRef, Instance, InstanceEnd, Provider, PushedImage, Resource, RunContext} from '../../src/provider.ts';
+import {linuxkitUserData} from '../../src/run/guest-metadata.ts';
+import {createClusterInterfaces, type AwsNetworkDetail} from './cluster-network.ts';
 import {awsError, errorCode} from './errors.ts';
 import {consoleStream, launch, waitForEnd, type AwsRunOptions, type Watch} from './instances.ts';
 import {newRunId} from '../../src/run/run-id.ts';
@@ -109,8 +111,23 @@ export class AwsProvider implements Provider<AwsPushOptions, AwsRunOptions> {
     this.runId = context?.runId ?? opts.runId ?? newRunId();
     // each instance of a cluster is its own RunInstances call: its own idempotency token
     const index = context?.cluster?.index;
-    const slot = {clientToken: index === undefined ? this.runId : `${this.runId}-${index}`, ...(context?.name ? {name: context.name} : {}), ...(index === undefined ? {} : {index})};
-    const options = context?.userData === undefined ? opts : {...opts, userData: context.userData};
+    const network = context?.cluster?.network?.detail as AwsNetworkDetail | undefined;
+    const own = index === undefined ? undefined : network?.interfaces[index];
+    const slot = {
+      clientToken: index === undefined ? this.runId : `${this.runId}-${index}`,
+      ...(context?.name ? {name: context.name} : {}),
+      ...(index === undefined ? {} : {index}),
+      ...(own ? {networkInterface: own.id} : {}),
+    };
+    // The user's user data as given; without it, the cluster's facts in LinuxKit's metadata form.
+    const userData = context?.userData ?? (context?.cluster && index !== undefined ? linuxkitUserData({
+      runId: this.runId,
+      name: context.name ?? `${this.runId}-${index}`,
+      index,
+      count: context.cluster.size,
+      ...(own && network ? {network: {address: context.cluster.network!.addresses[index]!, mac: own.mac, peers: network.interfaces.map((i) => i.address)}} : {}),
+    }) : undefined);
+    const options = userData === undefined ? opts : {...opts, userData};
     const instances = await launch(clients, image.id, options, this.runId, slot, this.activeJournal, emit, signal);
     for (const instance of instances) this.watches.set(instance.id, {stopped: false});
     if (signal.aborted) {
@@ -118,6 +135,18 @@ export class AwsProvider implements Provider<AwsPushOptions, AwsRunOptions> {
       throw signal.reason;
     }
     return instances;
+  }
+
+  /**
+   * One interface per member in one subnet (--subnet, else the default VPC's first default
+   * subnet), made before any instance, so each member's user data can list every address.
+   */
+  async createClusterNetwork(size: number, opts: AwsRunOptions, emit: Emit, signal: AbortSignal, context: Omit<RunContext, 'cluster' | 'name'>): Promise<ClusterNetwork> {
+    const clients = await this.clients(this.clientOptions.region);
+    this.runOptions = opts;
+    this.runJournal = context.journal;
+    this.runId = context.runId;
+    return createClusterInterfaces(clients, size, opts, context.runId, this.activeJournal, emit, signal);
   }
 
   console(instance: Instance, signal: AbortSignal): AsyncIterable<Uint8Array> {
@@ -140,6 +169,12 @@ export class AwsProvider implements Provider<AwsPushOptions, AwsRunOptions> {
     if (resource.kind === 'instance' && this.runOptions.keep && this.watches.has(resource.id)) {
       this.lastEmit?.({type: 'log', level: 'info', message: `kept ${resource.id} (--keep); remove it with: aws ec2 terminate-instances --instance-ids ${resource.id}`});
       await this.activeJournal.forget({provider: 'aws', kind: 'instance', id: resource.id, region: (await this.clients(this.clientOptions.region)).region, ...(this.runId ? {runId: this.runId} : {})});
+      return;
+    }
+    if (resource.kind === 'network' && this.runOptions.keep && resource.runId === this.runId) {
+      // the kept instances still use its interfaces (tagged tskit:keep, so gc leaves them too)
+      this.lastEmit?.({type: 'log', level: 'info', message: `kept the cluster's network interfaces (--keep): tag ${'tskit:network'}=${resource.id}`});
+      await this.activeJournal.forget({...aws, provider: 'aws'});
       return;
     }
     const clients = await this.clients(aws.region ?? this.clientOptions.region);

@@ -35,6 +35,8 @@ export interface LaunchSlot {
   name?: string;
   /** Its index in the cluster (tagged tskit:index, so the guest and DescribeInstances can tell the instances apart). */
   index?: number;
+  /** A cluster network's interface to boot on (device 0), instead of one made in --subnet. */
+  networkInterface?: string;
 }
 
 const DEFAULT_TYPES: Record<string, string> = {x86_64: 't3.micro', arm64: 't4g.micro'};
@@ -64,8 +66,10 @@ export async function launch(clients: AwsClients, ref: string, options: AwsRunOp
         MinCount: count,
         MaxCount: count,
         ClientToken: slot.clientToken,
-        ...(options.subnet ? {SubnetId: options.subnet} : {}),
-        ...(options.securityGroups?.length ? {SecurityGroupIds: options.securityGroups} : {}),
+        // an existing interface brings its subnet and groups (EC2 refuses them beside it)
+        ...(slot.networkInterface
+          ? {NetworkInterfaces: [{DeviceIndex: 0, NetworkInterfaceId: slot.networkInterface}]}
+          : {...(options.subnet ? {SubnetId: options.subnet} : {}), ...(options.securityGroups?.length ? {SecurityGroupIds: options.securityGroups} : {})}),
         ...(options.keyName ? {KeyName: options.keyName} : {}),
         ...(userData ? {UserData: userData.toString('base64')} : {}),
         InstanceInitiatedShutdownBehavior: 'stop',
@@ -77,7 +81,7 @@ export async function launch(clients: AwsClients, ref: string, options: AwsRunOp
         TagSpecifications: [
           {ResourceType: 'instance', Tags: tags},
           {ResourceType: 'volume', Tags: tags},
-          {ResourceType: 'network-interface', Tags: tags},
+          ...(slot.networkInterface ? [] : [{ResourceType: 'network-interface' as const, Tags: tags}]),
         ],
       }),
       // Not aborted mid-call: an instance the answer to an abandoned call names would be lost.

@@ -7,7 +7,7 @@ import type {Resource} from '../../src/provider.ts';
 /**
  * An AWS resource as the journal and `destroy` know it. Kinds: instance, client-token (the
  * instances one RunInstances call made, found by its ClientToken when the call's answer was
- * lost), volume, network-interface, security-group, image, snapshot, import-snapshot-task,
+ * lost), volume, network (a cluster's interfaces, by its tskit:network tag), network-interface, security-group, image, snapshot, import-snapshot-task,
  * s3-object (id `bucket/key`), s3-multipart-upload (id `bucket/key#uploadId`).
  */
 export interface AwsResource extends Resource {

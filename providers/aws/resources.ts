@@ -2,6 +2,7 @@
 // finding what a killed run or push left behind by its tags (`list`). Every delete treats
 // "not found" as done.
 import {TskitError} from '../../src/errors.ts';
+import {deleteClusterInterfaces} from './cluster-network.ts';
 import {awsError, isNotFound} from './errors.ts';
 import {deleteImage, deleteSnapshot, TAGS} from './images.ts';
 import {terminate, terminateByToken} from './instances.ts';
@@ -30,6 +31,10 @@ export async function destroyResource(clients: AwsClients, resource: AwsResource
       return;
     case 'volume':
       return ignoreNotFound('DeleteVolume', ec2.send(new sdk.ec2.DeleteVolumeCommand({VolumeId: resource.id})));
+    case 'network': {
+      const interfaces = (resource.detail as {interfaces?: Array<{id: string}>} | undefined)?.interfaces ?? [];
+      return deleteClusterInterfaces(clients, resource.id, interfaces.map((i) => i.id), wait ? 120_000 : 0, hurry);
+    }
     case 'network-interface':
       return ignoreNotFound('DeleteNetworkInterface', ec2.send(new sdk.ec2.DeleteNetworkInterfaceCommand({NetworkInterfaceId: resource.id})));
     case 'security-group':
@@ -69,7 +74,11 @@ export async function deleteRunLeftovers(clients: AwsClients, runId: string): Pr
   const volumes = await ec2.send(new sdk.ec2.DescribeVolumesCommand({Filters: [...filter, {Name: 'status', Values: ['available']}]}));
   for (const volume of volumes.Volumes ?? []) if (volume.VolumeId) await ignoreNotFound('DeleteVolume', ec2.send(new sdk.ec2.DeleteVolumeCommand({VolumeId: volume.VolumeId})));
   const interfaces = await ec2.send(new sdk.ec2.DescribeNetworkInterfacesCommand({Filters: [...filter, {Name: 'status', Values: ['available']}]}));
-  for (const eni of interfaces.NetworkInterfaces ?? []) if (eni.NetworkInterfaceId) await ignoreNotFound('DeleteNetworkInterface', ec2.send(new sdk.ec2.DeleteNetworkInterfaceCommand({NetworkInterfaceId: eni.NetworkInterfaceId})));
+  for (const eni of interfaces.NetworkInterfaces ?? []) {
+    // a cluster network's interfaces go with the network: one may be a member's still to launch
+    if (!eni.NetworkInterfaceId || tag(eni, TAGS.network)) continue;
+    await ignoreNotFound('DeleteNetworkInterface', ec2.send(new sdk.ec2.DeleteNetworkInterfaceCommand({NetworkInterfaceId: eni.NetworkInterfaceId})));
+  }
 }
 
 export interface ListFilter {

@@ -8,26 +8,9 @@
 // Without a user-data file, user-data is LinuxKit's JSON form, which its metadata package
 // turns into files: /run/config/tskit/index, .../peers, and so on.
 
-export const METADATA_VERSION = 1;
+import {linuxkitUserData, metadataJson, type GuestMetadata} from '../../src/run/guest-metadata.ts';
 
-export interface GuestNetwork {
-  /** The guest's own address, CIDR form: 10.77.0.10/24. */
-  address: string;
-  /** Its NIC on the cluster network. */
-  mac: string;
-  /** Every member's address (no prefix), by index, the guest's own included. */
-  peers: string[];
-}
-
-export interface GuestMetadata {
-  runId: string;
-  name: string;
-  index: number;
-  count: number;
-  network?: GuestNetwork;
-  /** The MAC of the user-mode (NAT) NIC, when there is one: network-config keeps DHCP on it. */
-  natMac?: string;
-}
+export type {GuestMetadata, GuestNetwork} from '../../src/run/guest-metadata.ts';
 
 export interface SeedFiles {
   'meta-data': string;
@@ -36,15 +19,11 @@ export interface SeedFiles {
   'tskit.json': string;
 }
 
-export function metadataJson(meta: GuestMetadata): string {
-  return `${JSON.stringify({v: METADATA_VERSION, runId: meta.runId, name: meta.name, index: meta.index, count: meta.count, ...(meta.network ? {network: meta.network} : {})})}\n`;
-}
-
 /** The NoCloud seed: what cloud-init, LinuxKit's metadata package and our fixture init read. */
 export function seedFiles(meta: GuestMetadata, userData?: string): SeedFiles {
   const files: SeedFiles = {
     'meta-data': `instance-id: ${meta.runId}-${meta.index}\nlocal-hostname: ${meta.name}\n`,
-    'user-data': userData ?? defaultUserData(meta),
+    'user-data': userData ?? linuxkitUserData(meta),
     'tskit.json': metadataJson(meta),
   };
   if (meta.network) {
@@ -54,24 +33,6 @@ export function seedFiles(meta: GuestMetadata, userData?: string): SeedFiles {
     files['network-config'] = `${lines.join('\n')}\n`;
   }
   return files;
-}
-
-/** LinuxKit metadata's JSON user-data: each entry becomes a file under /run/config/tskit/. */
-function defaultUserData(meta: GuestMetadata): string {
-  const file = (content: string) => ({perm: '0644', content});
-  const entries: Record<string, {perm: string; content: string}> = {
-    'run-id': file(`${meta.runId}\n`),
-    name: file(`${meta.name}\n`),
-    index: file(`${meta.index}\n`),
-    count: file(`${meta.count}\n`),
-    'metadata.json': file(metadataJson(meta)),
-  };
-  if (meta.network) {
-    entries.address = file(`${meta.network.address}\n`);
-    entries.mac = file(`${meta.network.mac}\n`);
-    entries.peers = file(meta.network.peers.map((p) => `${p}\n`).join(''));
-  }
-  return `${JSON.stringify({tskit: {entries}}, null, 2)}\n`;
 }
 
 /** x86 Linux takes 2048 bytes of command line; leave room for the image's own. */

@@ -106,6 +106,9 @@ export async function collectGarbage(options: GcOptions): Promise<GcReport> {
       for await (const resource of provider.list({olderThan: options.olderThan})) {
         if (options.signal?.aborted) break;
         if (claimed.has(key(resource)) || report.items.some((i) => key(i.resource) === key(resource))) continue;
+        // a live run's resource that its journal names only through another (a cluster
+        // network's interfaces, say) is still the live run's
+        if (resource.runId && report.runsInUse.includes(resource.runId)) continue;
         await remove(resource, 'list');
       }
     } catch (error) {

@@ -5,7 +5,7 @@ import {spawn} from 'node:child_process';
 import {mkdtemp, rm} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
-import {DescribeInstancesCommand, DescribeNetworkInterfacesCommand, DescribeVolumesCommand, TerminateInstancesCommand} from '@aws-sdk/client-ec2';
+import {DescribeInstanceAttributeCommand, DescribeInstancesCommand, DescribeNetworkInterfacesCommand, DescribeVolumesCommand, TerminateInstancesCommand} from '@aws-sdk/client-ec2';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import {AwsProvider} from '../../providers/aws/index.ts';
 import {readJournals} from '../../src/run/run-journal.ts';
@@ -157,6 +157,21 @@ describe('tskit run aws', () => {
     const tag = (i: (typeof all)[number], key: string) => i.Tags?.find((t) => t.Key === key)?.Value;
     expect(all.map((i) => tag(i, 'tskit:index')).sort()).toEqual(['0', '1', '2']);
     expect(all.map((i) => tag(i, 'Name')).sort()).toEqual(all.map((i) => tag(i, 'tskit:index')).sort().map((n) => expect.stringMatching(new RegExp(`-${n}$`))));
+    // one subnet, an interface per member made first: each member's user data lists every address
+    const told = await Promise.all(all.map(async (i) => {
+      const attribute = await peer.ec2.send(new DescribeInstanceAttributeCommand({InstanceId: i.InstanceId!, Attribute: 'userData'}));
+      const entries = (JSON.parse(Buffer.from(attribute.UserData!.Value!, 'base64').toString()) as {tskit: {entries: Record<string, {content: string}>}}).tskit.entries;
+      return {index: Number(tag(i, 'tskit:index')), said: Number(entries.index!.content), address: entries.address!.content.trim(), peers: entries.peers!.content.trim().split('\n'), count: entries.count!.content.trim()};
+    }));
+    const peers = told[0]!.peers;
+    expect(new Set(peers).size).toBe(3);
+    for (const member of told) {
+      expect(member).toMatchObject({said: member.index, count: '3', peers});
+      expect(member.address.split('/')[0]).toBe(peers[member.index]);
+    }
+    expect(new Set(all.map((i) => i.SubnetId)).size).toBe(1);
+    const interfaces = await peer.ec2.send(new DescribeNetworkInterfacesCommand({Filters: [{Name: 'tag:tskit:network', Values: [`${runId}-net`]}]}));
+    expect(interfaces.NetworkInterfaces ?? []).toEqual([]);
     expect(await leftovers(runId)).toEqual(nothingLeft);
   });
 
@@ -203,6 +218,22 @@ describe('tskit run aws', () => {
     expect(gc.code, gc.stderr).toBe(0);
     expect(jsonLines(gc.stdout).filter((e) => e.type === 'resource.destroyed')).toContainEqual(expect.objectContaining({provider: 'aws', kind: 'instance', id: left.instances[0]}));
     expect((await readJournals(state)).find((j) => j.runId === runId)).toBeUndefined();
+    expect(await leftovers(runId)).toEqual(nothingLeft);
+  });
+
+  it('a cluster killed with SIGKILL: tskit gc aws removes its instances and its network\'s interfaces', async () => {
+    const run = startRun(['--count', '2', '--wait-for', 'NEVER-PRINTED', '--timeout', '120s', markerAmi]);
+    await run.started;
+    for (let i = 0; i < 200 && run.output().stdout.split('"instance.created"').length < 3; i++) await new Promise((r) => setTimeout(r, 100));
+    const runId = runIdOf(run.output().stdout);
+    run.child.kill('SIGKILL');
+    await run.closed;
+    const left = await leftovers(runId);
+    expect(left.instances).toHaveLength(2);
+    expect(left.interfaces).toHaveLength(2); // the network's, made before the instances
+    const gc = await tskit(['gc', 'aws', '--json'], {env: peer.env()});
+    expect(gc.code, gc.stderr).toBe(0);
+    expect(jsonLines(gc.stdout).filter((e) => e.type === 'resource.destroyed')).toContainEqual(expect.objectContaining({provider: 'aws', kind: 'network', id: `${runId}-net`}));
     expect(await leftovers(runId)).toEqual(nothingLeft);
   });
 

@@ -142,6 +142,8 @@ describe('collectGarbage', () => {
       {provider: 'script', kind: 'instance', id: 'orphan', createdAt: old},
       {provider: 'script', kind: 'instance', id: 'busy', createdAt: old},
       {provider: 'script', kind: 'instance', id: 'young', createdAt: new Date().toISOString()},
+      // not in the live run's journal itself (it holds the network), but tagged with its run id
+      {provider: 'script', kind: 'network-interface', id: 'eni-pending', runId: 'tskit-live', createdAt: old},
     ];
     const report = await collectGarbage({stateDir: state, provider: 'script', olderThan: new Date(Date.now() - 60_000), emit: () => {}, load: async () => p as unknown as Provider<unknown, unknown>});
     expect(report.items.map((i) => [i.source, i.outcome, i.resource.id])).toEqual([['list', 'removed', 'orphan']]);

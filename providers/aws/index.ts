@@ -173,7 +173,7 @@ export class AwsProvider implements Provider<AwsPushOptions, AwsRunOptions> {
     }
     if (resource.kind === 'network' && this.runOptions.keep && resource.runId === this.runId) {
       // the kept instances still use its interfaces (tagged tskit:keep, so gc leaves them too)
-      this.lastEmit?.({type: 'log', level: 'info', message: `kept the cluster's network interfaces (--keep): tag ${'tskit:network'}=${resource.id}`});
+      this.lastEmit?.({type: 'log', level: 'info', message: `kept the cluster's network interfaces (--keep; tagged tskit:network=${resource.id})`});
       await this.activeJournal.forget({...aws, provider: 'aws'});
       return;
     }

@@ -4,7 +4,7 @@
 import {TskitError} from '../../src/errors.ts';
 import type {Emit} from '../../src/events.ts';
 import type {Artifact, ClusterNetwork, DestroyOptions, ImageRef, Instance, InstanceEnd, Provider, PushedImage, Resource, RunContext} from '../../src/provider.ts';
-import {linuxkitUserData} from '../../src/run/guest-metadata.ts';
+import {userDataWithMetadata} from '../../src/run/guest-metadata.ts';
 import {createClusterInterfaces, type AwsNetworkDetail} from './cluster-network.ts';
 import {awsError, errorCode} from './errors.ts';
 import {consoleStream, launch, waitForEnd, type AwsRunOptions, type Watch} from './instances.ts';
@@ -119,14 +119,16 @@ export class AwsProvider implements Provider<AwsPushOptions, AwsRunOptions> {
       ...(index === undefined ? {} : {index}),
       ...(own ? {networkInterface: own.id} : {}),
     };
-    // The user's user data as given; without it, the cluster's facts in LinuxKit's metadata form.
-    const userData = context?.userData ?? (context?.cluster && index !== undefined ? linuxkitUserData({
-      runId: this.runId,
-      name: context.name ?? `${this.runId}-${index}`,
-      index,
-      count: context.cluster.size,
-      ...(own && network ? {network: {address: context.cluster.network!.addresses[index]!, mac: own.mac, peers: network.interfaces.map((i) => i.address)}} : {}),
-    }) : undefined);
+    // A cluster's facts in LinuxKit's metadata form, beside the user's own metadata JSON (other user data goes as given).
+    const userData = context?.cluster && index !== undefined
+      ? userDataWithMetadata(context.userData, {
+          runId: this.runId,
+          name: context.name ?? `${this.runId}-${index}`,
+          index,
+          count: context.cluster.size,
+          ...(own && network ? {network: {address: context.cluster.network!.addresses[index]!, mac: own.mac, peers: network.interfaces.map((i) => i.address)}} : {}),
+        })
+      : context?.userData;
     const options = userData === undefined ? opts : {...opts, userData};
     const instances = await launch(clients, image.id, options, this.runId, slot, this.activeJournal, emit, signal);
     for (const instance of instances) this.watches.set(instance.id, {stopped: false});

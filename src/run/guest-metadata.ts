@@ -29,6 +29,23 @@ export function metadataJson(meta: GuestMetadata): string {
   return `${JSON.stringify({v: METADATA_VERSION, runId: meta.runId, name: meta.name, index: meta.index, count: meta.count, ...(meta.network ? {network: meta.network} : {})})}\n`;
 }
 
+/**
+ * User data for a provider whose only channel to the guest is the user data (EC2): the user's
+ * own when it is not LinuxKit metadata JSON (cloud-config, a script: passed as given), the
+ * user's JSON with a `tskit` section added when it is and has none, else tskit's alone.
+ */
+export function userDataWithMetadata(userData: string | undefined, meta: GuestMetadata): string {
+  if (userData === undefined) return linuxkitUserData(meta);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(userData);
+  } catch {
+    return userData;
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed) || 'tskit' in parsed) return userData;
+  return `${JSON.stringify({...parsed, ...(JSON.parse(linuxkitUserData(meta)) as object)}, null, 2)}\n`;
+}
+
 /** LinuxKit metadata's JSON user-data: each entry becomes a file under /run/config/tskit/. */
 export function linuxkitUserData(meta: GuestMetadata): string {
   const file = (content: string) => ({perm: '0644', content});

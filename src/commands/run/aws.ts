@@ -14,7 +14,7 @@ export default class RunAws extends TskitCommand {
 
 Instances are tagged tskit:run-id and their serial console is streamed by polling GetConsoleOutput, each byte once and in order. The run ends as tskit run qemu does: a --wait-for match (exit 0), a --fail-on match or a kernel panic (1), the guest shutting down (0; 1 with --wait-for), --timeout (124), an AWS failure (125), Ctrl-C/SIGTERM (130/143). The instances and their volumes and network interfaces are deleted however the run ends, unless --keep; what a killed tskit left is removed by tskit gc aws.
 
-With --count N the instances form a cluster: one network interface per member is made first in one subnet (--subnet, else the default VPC's first default subnet), each instance boots on its own, and without --user-data each one's user data tells it, in LinuxKit's metadata form, its index and every member's address (/run/config/tskit/index, .../peers). Each gets its own verdict; the run passes when all do (or --min-pass K).
+With --count N the instances form a cluster: one network interface per member is made first in one subnet (--subnet, else the default VPC's first default subnet), each instance boots on its own, and each one's user data tells it, in LinuxKit's metadata form, its index and every member's address (/run/config/tskit/index, .../peers), beside your --user-data when that is LinuxKit metadata JSON (other user data goes as given). Each gets its own verdict; the run passes when all do (or --min-pass K).
 
 Credentials and region come from the AWS SDK's standard settings (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL, ...).`;
 

@@ -9,6 +9,7 @@ import {join} from 'node:path';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import {ClusterSwitch} from '../../../providers/qemu/cluster-switch.ts';
 import {cmdlineWords, seedFiles, type GuestMetadata} from '../../../providers/qemu/guest-metadata.ts';
+import {userDataWithMetadata} from '../../../src/run/guest-metadata.ts';
 import {clusterConflict, qemuRunOptions} from '../../../providers/qemu/options.ts';
 import {useColour} from '../../../src/cli/cluster-flags.ts';
 import {createConsoleRenderer} from '../../../src/cli/console-render.ts';
@@ -130,6 +131,16 @@ describe('guest metadata', () => {
     expect(userData.tskit.entries.peers!.content).toBe('10.77.0.10\n10.77.0.11\n10.77.0.12\n');
     expect(JSON.parse(files['tskit.json'])).toEqual({v: 1, runId: meta.runId, name: 'hello-1', index: 1, count: 3, network: meta.network});
     expect(seedFiles(meta, '#cloud-config\n')['user-data']).toBe('#cloud-config\n');
+  });
+
+  it('user data for a provider with no other channel (EC2): tskit\'s beside the user\'s metadata JSON, anything else as given', () => {
+    const meta: GuestMetadata = {runId: 'tskit-r', name: 'hello-1', index: 1, count: 2, network: {address: '172.31.0.9/20', mac: '0a:00:00:00:00:01', peers: ['172.31.0.8', '172.31.0.9']}};
+    const alone = JSON.parse(userDataWithMetadata(undefined, meta)) as {tskit: {entries: Record<string, {content: string}>}};
+    expect(alone.tskit.entries.index!.content).toBe('1\n');
+    const merged = JSON.parse(userDataWithMetadata('{"ssh": {"entries": {"authorized_keys": {"content": "k"}}}}', meta)) as Record<string, {entries: Record<string, {content: string}>}>;
+    expect(merged.ssh!.entries.authorized_keys!.content).toBe('k');
+    expect(merged.tskit!.entries.peers!.content).toBe('172.31.0.8\n172.31.0.9\n');
+    for (const own of ['#cloud-config\nruncmd: [true]\n', '#!/bin/sh\necho hi\n', '[1, 2]', '{"tskit": {"mine": true}}']) expect(userDataWithMetadata(own, meta)).toBe(own);
   });
 
   it('refuses what several VMs cannot share: a published host port, a named disk file', () => {

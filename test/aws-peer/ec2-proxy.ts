@@ -228,7 +228,12 @@ export async function startEc2Proxy(options: Ec2ProxyOptions): Promise<Ec2Proxy>
     return disk;
   };
 
+  const trace = (line: string) => {
+    if (process.env.TSKIT_AWS_PEER_TRACE) process.stderr.write(`[aws-peer ${new Date().toISOString().slice(11, 23)}] ${line}\n`);
+  };
+
   const boot = async (vm: Vm, imageId: string): Promise<void> => {
+    trace(`${vm.instanceId}: boot ${imageId}`);
     const meta = images.get(imageId);
     const root = meta?.mappings.find((m) => m.deviceName === meta.rootDeviceName) ?? meta?.mappings[0];
     if (!meta || !root?.snapshotId) {
@@ -251,15 +256,22 @@ export async function startEc2Proxy(options: Ec2ProxyOptions): Promise<Ec2Proxy>
       '-device', 'virtio-rng-pci',
       ...(firmware ? ['-bios', firmware] : []),
     ];
+    trace(`${vm.instanceId}: qemu ${firmware ? 'uefi' : 'bios'} on ${disk}`);
     const child = spawn('setpriv', args, {stdio: ['ignore', 'pipe', 'pipe']});
     vm.process = child;
     child.stdout!.on('data', (chunk: Buffer) => {
       vm.console.push(chunk);
       vm.consoleBytes += chunk.length;
     });
-    child.stderr!.on('data', () => {});
-    vm.exited = new Promise((resolve) => child.once('exit', () => resolve()));
-    child.once('exit', () => {
+    let qemuErrors = '';
+    child.stderr!.on('data', (chunk: Buffer) => (qemuErrors = (qemuErrors + chunk.toString()).slice(-2000)));
+    child.once('close', (code, signal) => {
+      if (!vm.stoppedByApi && !closed && code !== 0) process.stderr.write(`[aws-peer] ${vm.instanceId}: qemu exited ${code ?? signal}: ${qemuErrors.trim()}\n`);
+    });
+    // 'close', not 'exit': a guest's last bytes may still be in the pipe when qemu has exited,
+    // and EC2 keeps the whole console of a stopped instance
+    vm.exited = new Promise((resolve) => child.once('close', () => resolve()));
+    child.once('close', () => {
       if (vm.stoppedByApi || closed) return;
       // The guest powered off (or reset: -no-reboot ends qemu too): EC2 stops the instance.
       guestShutdown.add(vm.instanceId);
@@ -270,6 +282,7 @@ export async function startEc2Proxy(options: Ec2ProxyOptions): Promise<Ec2Proxy>
   const stopVm = async (id: string): Promise<void> => {
     const vm = vms.get(id);
     if (!vm) return;
+    trace(`${id}: stopped by the API with ${vm.consoleBytes} console bytes${vm.process ? '' : ' (qemu never started)'}${vm.error ? `, error ${vm.error}` : ''}, ending ${JSON.stringify(Buffer.concat(vm.console).subarray(-300).toString())}`);
     vm.stoppedByApi = true;
     if (vm.process && vm.process.exitCode === null && vm.process.signalCode === null) vm.process.kill('SIGKILL');
     await vm.exited;
@@ -462,7 +475,10 @@ export async function startEc2Proxy(options: Ec2ProxyOptions): Promise<Ec2Proxy>
             if (vms.has(id!)) continue;
             const vm: Vm = {instanceId: id!, console: [], consoleBytes: 0, stoppedByApi: false, exited: Promise.resolve()};
             vms.set(id!, vm);
-            boot(vm, imageId).catch((error: Error) => (vm.error = error.message));
+            boot(vm, imageId).catch((error: Error) => (vm.error = error.message)).finally(() => {
+              // a test that waits for a marker from a VM that never started should say why
+              if (vm.error) process.stderr.write(`[aws-peer] ${vm.instanceId} did not boot: ${vm.error}\n`);
+            });
           }
         }
         return send(res, answer);
@@ -484,7 +500,11 @@ export async function startEc2Proxy(options: Ec2ProxyOptions): Promise<Ec2Proxy>
           if (action === 'TerminateInstances') {
             for (const id of ids) {
               const enis = await ec2.send(new DescribeNetworkInterfacesCommand({Filters: [{Name: 'attachment.instance-id', Values: [id]}]}));
-              for (const eni of enis.NetworkInterfaces ?? []) await ec2.send(new DeleteNetworkInterfaceCommand({NetworkInterfaceId: eni.NetworkInterfaceId!})).catch(() => {});
+              // as EC2 does: only interfaces attached with DeleteOnTermination (those the launch made)
+              for (const eni of enis.NetworkInterfaces ?? []) {
+                if (eni.Attachment?.DeleteOnTermination === false) continue;
+                await ec2.send(new DeleteNetworkInterfaceCommand({NetworkInterfaceId: eni.NetworkInterfaceId!})).catch(() => {});
+              }
             }
           }
         }

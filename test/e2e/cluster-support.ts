@@ -8,6 +8,7 @@ import {writeFile} from 'node:fs/promises';
 import {join} from 'node:path';
 import {promisify} from 'node:util';
 import {BIN, NODE, ROOT} from '../support/cli.ts';
+import {alive} from './run-qemu-support.ts';
 
 const run = promisify(execFile);
 
@@ -166,15 +167,6 @@ export function startCluster(args: readonly string[], env: Record<string, string
       });
     },
   };
-}
-
-export function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Waits until none of the pids runs (qemu leaves within a moment of its parent's death), up to `ms`. */

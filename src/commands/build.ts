@@ -13,7 +13,7 @@ import {formatProblem} from '../config/problems.ts';
 import {TskitError} from '../errors.ts';
 import {ImageCache} from '../oci/cache.ts';
 import {cacheLayoutSource} from '../oci/cache-layouts.ts';
-import {archFlag, cacheDirFlags, cacheDirFromFlags, jsonFlags, platformsFromArchFlags, pullFlags, registryFlags, registryOptionsFromFlags} from '../cli/image-flags.ts';
+import {archFlag, cacheDirFlags, cacheDirFromFlags, jsonFlags, platformsFromArchFlags, pullFlags, downloadFlags, registryFlags, registryOptionsFromFlags} from '../cli/image-flags.ts';
 import {createProgressRenderer, formatBytes} from '../cli/progress-render.ts';
 import {TskitCommand} from '../cli/command.ts';
 import {interruptible} from '../cli/interrupt.ts';
@@ -53,6 +53,7 @@ bootable: raw-efi (NAME-efi.img), raw-bios (NAME-bios.img), iso-efi (NAME-efi.is
     ...pullFlags,
     ...cacheDirFlags,
     ...registryFlags,
+    ...downloadFlags,
     ...jsonFlags,
   };
 

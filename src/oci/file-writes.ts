@@ -2,7 +2,7 @@
 // an explicit position (a restart from byte 0 really overwrites from byte 0), a short write
 // is continued until the buffer is written or the kernel reports why not, and a full disk
 // becomes one error that names the file and the space it still needs.
-import {statfs} from 'node:fs/promises';
+import {statfs, writeFile} from 'node:fs/promises';
 import type {FileHandle} from 'node:fs/promises';
 import {dirname} from 'node:path';
 import {TskitError} from '../errors.ts';
@@ -54,4 +54,14 @@ export async function noSpaceError(path: string, what: string, total: number, wr
     `no space left writing ${what} to ${path} (${code}): it needs ${size(total)}, ${size(written)} of it written${freeText}; free ${size(Math.max(0, total - written))} or more and try again`,
     {cause},
   );
+}
+
+/** writeFile, with a full disk reported as noSpaceError names it (`what` the file is). */
+export async function writeFileReporting(path: string, data: string | Buffer, what: string): Promise<void> {
+  try {
+    await writeFile(path, data);
+  } catch (error) {
+    if (isNoSpace(error)) throw await noSpaceError(path, what, Buffer.byteLength(data), 0, error);
+    throw error;
+  }
 }

@@ -296,6 +296,22 @@ export async function liveLeasedDigests(dir: string, except?: Lease): Promise<Se
   return digests;
 }
 
+/** Lease files of processes that are gone (this host's), which anyone may remove: nothing of theirs is in use. */
+export async function deadLeases(dir: string): Promise<string[]> {
+  const dead: string[] = [];
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    if (!name.endsWith('.json')) continue;
+    const path = join(dir, name);
+    try {
+      const record = JSON.parse(await readFile(path, 'utf8')) as LeaseRecord;
+      if (typeof record.pid === 'number' && typeof record.host === 'string' && !isAlive(record)) dead.push(path);
+    } catch {
+      // vanished, or being written: alive
+    }
+  }
+  return dead;
+}
+
 async function isStaleTemp(path: string): Promise<boolean> {
   try {
     return Date.now() - (await stat(path)).mtimeMs > 60_000;

@@ -9,16 +9,16 @@
 // - index.json is rewritten (temp file + rename) only under the cache lock;
 // - every resolve holds a lease on the digests it reads or writes, and rm/clean never delete
 //   leased blobs; a failed pull removes only what it added and nobody else needs.
-import {randomBytes} from 'node:crypto';
+import {createHash, randomBytes} from 'node:crypto';
 import {createReadStream, unlinkSync} from 'node:fs';
 import {mkdir, readdir, readFile, rename, stat, unlink} from 'node:fs/promises';
-import {homedir} from 'node:os';
+import {homedir, hostname} from 'node:os';
 import {join} from 'node:path';
 import {pipeline, type Readable} from 'node:stream';
 import {TskitError} from '../errors.ts';
 import {ignoreEvents, type Emit} from '../events.ts';
 import {deriveFeeds} from './derive-feed.ts';
-import {CacheLock, currentProcess, isAlive, Lease, liveLeasedDigests, writeFileAtomic} from './cache-lock.ts';
+import {CacheLock, currentProcess, deadLeases, isAlive, Lease, liveLeasedDigests, writeFileAtomic} from './cache-lock.ts';
 import {BlobVerificationError, digestOf, parseDigest, VerifyingStream} from './digest.ts';
 import {parseJsonBlob} from './json-blob.ts';
 import {isNoSpace, writeFileReporting} from './file-writes.ts';
@@ -39,6 +39,8 @@ import {
 } from './types.ts';
 
 export const REF_NAME_ANNOTATION = 'org.opencontainers.image.ref.name';
+/** In ingest temp names, so a sweep leaves other hosts' files alone on shared storage. */
+const HOST_TAG = createHash('sha256').update(hostname()).digest('hex').slice(0, 8);
 /** containerd's name annotation, which LinuxKit's `cache import` reads. */
 export const CONTAINERD_NAME_ANNOTATION = 'io.containerd.image.name';
 const OCI_LAYOUT = JSON.stringify({imageLayoutVersion: '1.0.0'});
@@ -280,6 +282,7 @@ export class ImageCache implements ImageSource {
     await mkdir(join(this.dir, 'blobs', 'sha256'), {recursive: true});
     await mkdir(this.leaseDir, {recursive: true});
     await mkdir(this.ingestDir, {recursive: true});
+    await this.sweepDead();
     const layoutPath = join(this.dir, 'oci-layout');
     try {
       await stat(layoutPath);
@@ -411,7 +414,7 @@ export class ImageCache implements ImageSource {
   }
 
   private ingestPath(): string {
-    return join(this.ingestDir, `${process.pid}-${randomBytes(6).toString('hex')}`);
+    return join(this.ingestDir, `${process.pid}-${HOST_TAG}-${randomBytes(6).toString('hex')}`);
   }
 
   /** Reads a small blob (manifest, index, config) and checks its digest; undefined when absent or damaged. */
@@ -931,26 +934,33 @@ export class ImageCache implements ImageSource {
         result.deletedBlobs.push(digest);
         result.freedBytes += size;
       }
-      await this.removeDeadIngest();
+      await this.sweepDead();
       return result;
     });
   }
 
-  /** Deletes temp files of processes that are gone. */
-  private async removeDeadIngest(): Promise<void> {
-    let names: string[];
-    try {
-      names = await readdir(this.ingestDir);
-    } catch {
-      return;
-    }
+  /**
+   * Removes what processes that are gone left in the cache: their temp files in ingest/ and
+   * their leases (a pull killed with SIGKILL, say). Only this host's: a cache on shared
+   * storage may serve live processes elsewhere. Returns the paths removed (or, with
+   * `dryRun`, that would be).
+   */
+  async sweepDead(options: {dryRun?: boolean} = {}): Promise<string[]> {
+    const removed: string[] = [];
     const me = currentProcess();
-    for (const name of names) {
-      const pid = Number(name.split('-')[0]);
-      if (!Number.isInteger(pid)) continue;
+    const take = async (path: string) => {
+      if (!options.dryRun) await unlink(path).catch(() => {});
+      removed.push(path);
+    };
+    for (const name of await readdir(this.ingestDir).catch(() => [] as string[])) {
+      const owner = /^(\d+)-(?:([0-9a-f]{8})-)?[0-9a-f]{12}$/.exec(name);
+      if (!owner || (owner[2] !== undefined && owner[2] !== HOST_TAG)) continue;
+      const pid = Number(owner[1]);
       if (pid === me.pid || isAlive({host: me.host, pid})) continue;
-      await unlink(join(this.ingestDir, name)).catch(() => {});
+      await take(join(this.ingestDir, name));
     }
+    for (const path of await deadLeases(this.leaseDir)) await take(path);
+    return removed;
   }
 
   /**

@@ -23,7 +23,7 @@ import {BlobVerificationError, digestOf, parseDigest, VerifyingStream} from './d
 import {parseJsonBlob} from './json-blob.ts';
 import {isNoSpace, writeFileReporting} from './file-writes.ts';
 import {openLayer} from './layer.ts';
-import {checkImagePlatform, formatPlatform, selectManifest} from './platform.ts';
+import {checkImagePlatform, formatPlatform, selectEntry} from './platform.ts';
 import {formatReference, parseReference, withDigest, type ImageReference} from './reference.ts';
 import {MAX_MANIFEST_BYTES, RegistryClient, RegistryError, type RegistryClientOptions} from './registry.ts';
 import {
@@ -126,6 +126,13 @@ interface LayoutIndex {
 }
 
 type LocalOutcome = {image: ResolvedImage} | {missing: string} | {mismatch: TskitError};
+type FollowedIndexes = {digest: string; bytes: Buffer; indexDigest?: string} | {missing: string};
+
+/**
+ * Indexes followed from a root to an image manifest, the root included (containerd follows
+ * nested indexes too); a deeper chain is refused with its own message.
+ */
+export const MAX_INDEX_DEPTH = 4;
 
 /** Runs at most `limit` tasks at a time. */
 class Semaphore {
@@ -565,26 +572,15 @@ export class ImageCache implements ImageSource {
     await this.hold(lease, [rootDigest]);
     const rootBytes = await this.readSmallBlob(rootDigest);
     if (!rootBytes) return {missing: `root ${rootDigest}`};
-    const rootJson = parseJsonBlob<{mediaType?: string}>(rootBytes, `${rootDigest} of ${name}`);
-    let manifestDigest = rootDigest;
-    let manifestBytes = rootBytes;
-    let indexDigest: string | undefined;
-    if (isIndexType(rootJson.mediaType, rootJson)) {
-      const index = parseIndex(rootBytes, `index ${rootDigest} of ${name}`);
-      let chosen: Descriptor;
-      try {
-        chosen = selectManifest(index, platform, name);
-      } catch (error) {
-        if (error instanceof TskitError) return {mismatch: error};
-        throw error;
-      }
-      indexDigest = rootDigest;
-      manifestDigest = chosen.digest;
-      await this.hold(lease, [manifestDigest]);
-      const bytes = await this.readSmallBlob(manifestDigest, chosen.size);
-      if (!bytes) return {missing: `manifest ${manifestDigest}`};
-      manifestBytes = bytes;
+    let chain: FollowedIndexes;
+    try {
+      chain = await this.followIndexes(name, {digest: rootDigest, bytes: rootBytes}, platform, lease, (d) => this.readSmallBlob(d.digest, d.size));
+    } catch (error) {
+      if (error instanceof TskitError) return {mismatch: error};
+      throw error;
     }
+    if ('missing' in chain) return chain;
+    const {digest: manifestDigest, bytes: manifestBytes, indexDigest} = chain;
     const manifest = parseManifest(manifestBytes, `manifest ${manifestDigest} of ${name}`);
     await this.hold(lease, [manifest.config.digest, ...manifest.layers.map((l) => l.digest)]);
     const configBytes = await this.readSmallBlob(manifest.config.digest, manifest.config.size);
@@ -606,6 +602,35 @@ export class ImageCache implements ImageSource {
     return {image};
   }
 
+  /**
+   * From a root (an image manifest, or an index) down to the image manifest for `platform`,
+   * through nested indexes as containerd follows them, at most MAX_INDEX_DEPTH of them.
+   * `load` gives a chosen entry's bytes (undefined: missing).
+   */
+  private async followIndexes(
+    name: string,
+    root: {digest: string; bytes: Buffer},
+    platform: Platform,
+    lease: Lease,
+    load: (entry: Descriptor) => Promise<Buffer | undefined>,
+  ): Promise<FollowedIndexes> {
+    let current: {digest: string; bytes: Buffer; mediaType?: string} = root;
+    for (let depth = 0; ; depth++) {
+      const json = parseJsonBlob<{mediaType?: string}>(current.bytes, `${current.digest} of ${name}`);
+      if (!isIndexType(current.mediaType ?? json.mediaType, json)) {
+        return {digest: current.digest, bytes: current.bytes, ...(depth > 0 ? {indexDigest: root.digest} : {})};
+      }
+      if (depth >= MAX_INDEX_DEPTH) {
+        throw new TskitError(`image ${name}: index ${root.digest} has indexes nested more than ${MAX_INDEX_DEPTH} deep (the one at depth ${depth + 1} is ${current.digest}); tskit follows at most ${MAX_INDEX_DEPTH}`);
+      }
+      const chosen = selectEntry(parseIndex(current.bytes, `index ${current.digest} of ${name}`), platform, name);
+      await this.hold(lease, [chosen.digest]);
+      const bytes = await load(chosen);
+      if (!bytes) return {missing: `manifest ${chosen.digest}`};
+      current = {digest: chosen.digest, bytes, mediaType: chosen.mediaType};
+    }
+  }
+
   /** Pulls what the cache lacks of `ref` for `platform`, then records the reference. */
   private async pull(ref: ImageReference, name: string, platform: Platform, lease: Lease): Promise<ResolvedImage> {
     const registry = this.registry();
@@ -615,27 +640,18 @@ export class ImageCache implements ImageSource {
       const root = await registry.getManifest(ref);
       await this.hold(lease, [root.digest]);
       if (await this.storeBytes(root.digest, root.bytes)) added.add(root.digest);
-      let manifestDigest = root.digest;
-      let manifestBytes = root.bytes;
-      let indexDigest: string | undefined;
-      if (isIndexType(root.mediaType, parseJsonBlob(root.bytes, `${root.digest} of ${name}`))) {
-        const index = parseIndex(root.bytes, `index ${root.digest} of ${name}`);
-        const chosen = selectManifest(index, platform, name);
-        indexDigest = root.digest;
-        manifestDigest = chosen.digest;
-        await this.hold(lease, [manifestDigest]);
-        const local = await this.readSmallBlob(manifestDigest, chosen.size);
-        if (local) {
-          manifestBytes = local;
-        } else {
-          const fetched = await registry.getManifest(withDigest(ref, manifestDigest));
-          if (fetched.size !== chosen.size) {
-            throw new BlobVerificationError(`manifest ${manifestDigest} of image ${name} is ${fetched.size} bytes, but the index gives ${chosen.size}`, manifestDigest);
-          }
-          manifestBytes = fetched.bytes;
-          if (await this.storeBytes(manifestDigest, manifestBytes)) added.add(manifestDigest);
+      const chain = await this.followIndexes(name, {digest: root.digest, bytes: root.bytes}, platform, lease, async (entry) => {
+        const local = await this.readSmallBlob(entry.digest, entry.size);
+        if (local) return local;
+        const fetched = await registry.getManifest(withDigest(ref, entry.digest));
+        if (fetched.size !== entry.size) {
+          throw new BlobVerificationError(`manifest ${entry.digest} of image ${name} is ${fetched.size} bytes, but the index gives ${entry.size}`, entry.digest);
         }
-      }
+        if (await this.storeBytes(entry.digest, fetched.bytes)) added.add(entry.digest);
+        return fetched.bytes;
+      });
+      if ('missing' in chain) throw new TskitError(`image ${name}: ${chain.missing} is missing`);
+      const {digest: manifestDigest, bytes: manifestBytes, indexDigest} = chain;
       const manifest = parseManifest(manifestBytes, `manifest ${manifestDigest} of ${name}`);
       await this.hold(lease, [manifest.config.digest, ...manifest.layers.map((l) => l.digest)]);
       let configBytes = await this.readSmallBlob(manifest.config.digest, manifest.config.size);
@@ -748,7 +764,7 @@ export class ImageCache implements ImageSource {
     const digests = new Set<string>([rootDigest]);
     const platforms: string[] = [];
     const visit = async (digest: string, depth: number, platform?: Platform): Promise<void> => {
-      if (depth > 4) return;
+      if (depth > MAX_INDEX_DEPTH) return;
       let bytes: Buffer;
       try {
         bytes = await readFile(this.blobPath(digest));

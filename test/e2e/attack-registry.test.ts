@@ -111,3 +111,42 @@ describe('a registry that stalls', () => {
     expect(await leftovers(cache)).toEqual({ingest: [], leases: [], lock: false});
   });
 });
+
+describe('indexes nested in indexes', () => {
+  /** Wraps the layout's image manifest in `depth` indexes, each naming the next as linux/amd64. */
+  function nest(repository: string, depth: number): string {
+    const manifestDigest = [...registry.blobs].find(([, b]) => b.mediaType === MediaTypes.ociManifest)![0];
+    let inner = {mediaType: MediaTypes.ociManifest, digest: manifestDigest, size: registry.blobs.get(manifestDigest)!.bytes.length};
+    for (let i = 0; i < depth; i++) {
+      const bytes = Buffer.from(JSON.stringify({schemaVersion: 2, mediaType: MediaTypes.ociIndex, manifests: [{...inner, platform: {os: 'linux', architecture: 'amd64'}}]}));
+      inner = {mediaType: MediaTypes.ociIndex, digest: registry.put(bytes, MediaTypes.ociIndex), size: bytes.length};
+    }
+    registry.tag(repository, 'v1', inner.digest);
+    return inner.digest;
+  }
+
+  it('follows a few, as containerd does, and refuses 50 with a message of its own', async () => {
+    nest('nested/two', 2);
+    const cache = join(work, 'cache-nested');
+    const two = await runBounded(['cache', 'pull', `${registry.host}/nested/two:v1`], {env: {TSKIT_CACHE: cache}});
+    expect(two.code, two.stderr).toBe(0);
+    // and builds from the cache alone
+    const config = join(work, 'nested.yml');
+    await writeFile(config, `onboot:\n  - name: app\n    image: ${registry.host}/nested/two:v1\n`);
+    const before = registry.requests.length;
+    const built = await runBounded(['build', '--format', 'tar', '--dir', join(work, 'out-nested'), config], {env: {TSKIT_CACHE: cache}});
+    expect(built.code, built.stderr).toBe(0);
+    expect(registry.requests.length).toBe(before);
+
+    const root = nest('nested/fifty', 50);
+    const fifty = await runBounded(['cache', 'pull', `${registry.host}/nested/fifty:v1`], {env: {TSKIT_CACHE: cache}});
+    expect(fifty.code).toBe(1);
+    const error = fifty.stderr.split('\n').filter((line) => line.startsWith('tskit: error:'));
+    expect(error).toEqual([expect.stringMatching(new RegExp(`^tskit: error: image ${registry.host}/nested/fifty:v1: index ${root} has indexes nested more than 4 deep \\(the one at depth 5 is sha256:[0-9a-f]{64}\\); tskit follows at most 4$`))]);
+    expect(fifty.stderr).not.toMatch(/its index offers/);
+    expect(fifty.ms).toBeLessThan(10_000);
+    // only the five indexes it read were fetched
+    expect(registry.requests.filter((r) => r.path.startsWith('/v2/nested/fifty/manifests/')).length).toBeLessThanOrEqual(5);
+    expect(await leftovers(cache)).toEqual({ingest: [], leases: [], lock: false});
+  });
+});

@@ -10,7 +10,7 @@
 // runs through a symlink is resolved through it inside the image (chroot semantics), the
 // way extraction into a container root would resolve it, so no emitted path ever passes
 // through a symlink and no entry can land outside the image.
-import {TskitError} from '../errors.ts';
+import {printable, TskitError} from '../errors.ts';
 import type {Entry} from './entry.ts';
 import {checkPathLength, normalizeImagePath} from './image-path.ts';
 
@@ -106,7 +106,7 @@ export async function* flattenLayers(layers: LayerInput[], options: FlattenOptio
         const targetPath = normalizeImagePath(raw.linkname ?? '', `${input.what}: hard link ${path}`);
         const target = lookupResolved(root, targetPath, input.what, path);
         if (!target?.version || target.version.entry.type === 'dir') {
-          throw new TskitError(`${input.what}: hard link ${path} points at ${JSON.stringify(raw.linkname)}, which is not a file in the image at that point`);
+          throw new TskitError(`${input.what}: hard link ${printable(path)} points at ${JSON.stringify(raw.linkname)}, which is not a file in the image at that point`);
         }
         version.linkTo = target.version.linkTo ?? target.version;
       }
@@ -207,7 +207,7 @@ export async function* flattenLayers(layers: LayerInput[], options: FlattenOptio
 
   for (const node of walk(root)) {
     if (node.version && !node.emitted) {
-      throw new TskitError(`${pathOf(node)}: its layer gave different entries on a second read (the blob changed while building)`);
+      throw new TskitError(`${printable(pathOf(node))}: its layer gave different entries on a second read (the blob changed while building)`);
     }
   }
 }
@@ -245,7 +245,7 @@ function resolveDir(root: Node, components: string[], what: string, entryPath: s
     const child = childOf(node, part);
     const type = child.version?.entry.type;
     if (type === 'symlink') {
-      if (++hops > MAX_SYMLINKS) throw new TskitError(`${what}: too many levels of symbolic links resolving ${entryPath}`);
+      if (++hops > MAX_SYMLINKS) throw new TskitError(`${what}: too many levels of symbolic links resolving ${printable(entryPath)}`);
       const target = child.version!.entry.linkname ?? '';
       if (target.startsWith('/')) node = root;
       const parts = target.split('/');
@@ -253,7 +253,7 @@ function resolveDir(root: Node, components: string[], what: string, entryPath: s
       continue;
     }
     if (type !== undefined && type !== 'dir') {
-      throw new TskitError(`${what}: ${entryPath} needs ${pathOf(child)} to be a directory, but the image has a ${type} there`);
+      throw new TskitError(`${what}: ${printable(entryPath)} needs ${printable(pathOf(child))} to be a directory, but the image has a ${type} there`);
     }
     node = child;
   }

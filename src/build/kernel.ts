@@ -2,7 +2,7 @@
 // boot/ucode.cpio from named files in the image, and the contents of its kernel.tar
 // (modules and firmware) at the root. The kernel.tar is read straight out of the layer
 // stream, never buffered.
-import {TskitError} from '../errors.ts';
+import {printable, TskitError} from '../errors.ts';
 import type {KernelConfig} from '../config/types.ts';
 import type {ImageSource, ResolvedImage} from '../oci/types.ts';
 import {drain, type Entry} from './entry.ts';
@@ -79,7 +79,7 @@ async function* kernelTarEntries(entry: Entry, what: string): AsyncGenerator<Ent
     const path = normalizeImagePath(inner.path, what);
     if (path === '') continue;
     const {symlink} = tree.ensureParents(path);
-    if (symlink) throw new TskitError(`${what}: ${path} would be written through the symlink ${symlink.path}`);
+    if (symlink) throw new TskitError(`${what}: ${printable(path)} would be written through the symlink ${printable(symlink.path)}`);
     tree.set(path, inner.type === 'symlink' ? 'symlink' : inner.type === 'dir' ? 'dir' : 'other', inner.linkname);
     const out: Entry = {...inner, path};
     if (inner.type === 'hardlink') out.linkname = normalizeImagePath(inner.linkname ?? '', what);

@@ -3,7 +3,7 @@
 // init image, say) put where a container bundle or file is going: no entry of the output
 // ever sits under, or is a directory over, a symlink entry, so no extractor can be led
 // outside its root.
-import {TskitError} from '../errors.ts';
+import {printable, TskitError} from '../errors.ts';
 import type {Entry} from './entry.ts';
 import {PathTree} from './path-tree.ts';
 
@@ -27,13 +27,14 @@ export async function* withParents(entries: AsyncIterable<Entry>, mtime: number)
   }
 }
 
-function throughSymlink(entry: Entry, link: string, target: string): TskitError {
+function throughSymlink(entry: Entry, rawLink: string, rawTarget: string): TskitError {
+  const [path, link, target] = [printable(entry.path), printable(rawLink), printable(rawTarget)];
   const location = entry.pax?.['LINUXKIT.location'];
   const from = location ? `from ${location}` : 'from the configuration';
   const points = target ? ` (-> ${target})` : '';
   return new TskitError(
-    entry.path === link
-      ? `a directory /${entry.path} (${from}) would replace the symlink /${link}${points} an image put there, and what goes in it would land where the symlink points: tskit refuses to write through symlinks; use the path the symlink points at`
-      : `${entry.path} would be written through the symlink /${link}${points} (${from}): tskit refuses to follow it; use the path the symlink points at`,
+    entry.path === rawLink
+      ? `a directory /${path} (${from}) would replace the symlink /${link}${points} an image put there, and what goes in it would land where the symlink points: tskit refuses to write through symlinks; use the path the symlink points at`
+      : `${path} would be written through the symlink /${link}${points} (${from}): tskit refuses to follow it; use the path the symlink points at`,
   );
 }

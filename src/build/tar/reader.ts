@@ -3,7 +3,7 @@
 // security.capability. File contents are handed on as slices of the input chunks.
 import {ByteReader} from '../byte-reader.ts';
 import type {Entry, EntryType} from '../entry.ts';
-import {TskitError} from '../../errors.ts';
+import {printable, TskitError} from '../../errors.ts';
 
 const BLOCK = 512;
 /**
@@ -102,7 +102,7 @@ export async function* readTar(source: AsyncIterable<Uint8Array> | Iterable<Uint
     if (xattrs) entry.xattrs = xattrs;
 
     if (type === 'file' && contentSize > 0) {
-      const body = new BodyWindow(reader, contentSize, `${what}: ${path}`);
+      const body = new BodyWindow(reader, contentSize, `${what}: ${printable(path)}`);
       entry.content = body;
       yield entry;
       await body.finish();

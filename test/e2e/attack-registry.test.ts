@@ -116,7 +116,7 @@ describe('indexes nested in indexes', () => {
   /** Wraps the layout's image manifest in `depth` indexes, each naming the next as linux/amd64. */
   function nest(repository: string, depth: number): string {
     const manifestDigest = [...registry.blobs].find(([, b]) => b.mediaType === MediaTypes.ociManifest)![0];
-    let inner = {mediaType: MediaTypes.ociManifest, digest: manifestDigest, size: registry.blobs.get(manifestDigest)!.bytes.length};
+    let inner: {mediaType: string; digest: string; size: number} = {mediaType: MediaTypes.ociManifest, digest: manifestDigest, size: registry.blobs.get(manifestDigest)!.bytes.length};
     for (let i = 0; i < depth; i++) {
       const bytes = Buffer.from(JSON.stringify({schemaVersion: 2, mediaType: MediaTypes.ociIndex, manifests: [{...inner, platform: {os: 'linux', architecture: 'amd64'}}]}));
       inner = {mediaType: MediaTypes.ociIndex, digest: registry.put(bytes, MediaTypes.ociIndex), size: bytes.length};

@@ -5,9 +5,7 @@
 // flattening that sits on it, where random bytes would stop at the first checksum.
 import {gzipSync} from 'node:zlib';
 import fc from 'fast-check';
-import {END, paxRecord} from '../support/crafted-layers.ts';
-
-const BLOCK = 512;
+import {END, pad, paxRecord, tarHeader} from '../support/crafted-layers.ts';
 
 const names = fc.oneof(
   fc.constantFrom('a', 'a/b', 'a/b/c', 'd/', './x', '../x', 'a/../../x', '/abs/f', '', '.', 'lnk', 'lnk/f', 'lnk/../f', 'a/.wh.b', 'a/.wh..wh..opq', '.wh.a', 'etc/passwd', 'boot/kernel', 'dev/null'),
@@ -45,47 +43,21 @@ const member: fc.Arbitrary<Member> = fc.record({
   mode: fc.constantFrom(0o644, 0o755, 0o4755, 0o777, 0o7777),
 });
 
-function octal(value: number, width: number): string {
-  return value.toString(8).padStart(width - 1, '0').slice(-(width - 1)) + '\0';
-}
-
 function header(name: string, type: string, size: number, m: Member): Buffer {
-  const block = Buffer.alloc(BLOCK);
-  block.write(name.slice(0, 100), 0, 'utf8');
-  block.write(octal(m.mode, 8), 100, 'ascii');
-  block.write(octal(0, 8), 108, 'ascii');
-  block.write(octal(0, 8), 116, 'ascii');
-  if (m.sizeField === 'base256') {
-    block[124] = 0x80;
-    block.writeBigUInt64BE(BigInt(size), 128);
-  } else if (m.sizeField === 'garbage') {
-    block.write('12x4 5\0', 124, 'latin1');
-  } else {
-    block.write(octal(size, 12), 124, 'ascii');
-  }
-  block.write(octal(1_700_000_000, 12), 136, 'ascii');
-  block.write('        ', 148, 'ascii');
-  block.write(type, 156, 'latin1');
-  block.write(m.linkname.slice(0, 100), 157, 'utf8');
-  block.write('ustar\0', 257, 'ascii');
-  block.write('00', 263, 'ascii');
-  let sum = 0;
-  for (const byte of block) sum += byte;
-  block.write(octal(m.badChecksum ? sum + 1 : sum, 7) + ' ', 148, 'ascii');
-  return block;
+  return tarHeader(name, type, size, {linkname: m.linkname, mode: m.mode, mtime: 1_700_000_000, sizeField: m.sizeField, badChecksum: m.badChecksum});
 }
 
 function encode(m: Member): Buffer {
   const parts: Buffer[] = [];
   if (m.paxKind === 'x' || m.paxKind === 'g') {
     const records = Buffer.concat(m.pax.map(([k, v]) => paxRecord(k, v)));
-    parts.push(header('PaxHeader', m.paxKind, records.length, {...m, sizeField: 'octal'}), records, Buffer.alloc((BLOCK - (records.length % BLOCK)) % BLOCK));
+    parts.push(header('PaxHeader', m.paxKind, records.length, {...m, sizeField: 'octal'}), records, pad(records.length));
   } else if (m.paxKind === 'L' || m.paxKind === 'K') {
     const long = Buffer.from(`${m.paxKind === 'L' ? m.name : m.linkname}\0`);
-    parts.push(header('././@LongLink', m.paxKind, long.length, {...m, sizeField: 'octal'}), long, Buffer.alloc((BLOCK - (long.length % BLOCK)) % BLOCK));
+    parts.push(header('././@LongLink', m.paxKind, long.length, {...m, sizeField: 'octal'}), long, pad(long.length));
   }
   const body = Buffer.from(m.body.subarray(0, Math.min(m.body.length, m.size)));
-  parts.push(header(m.name, m.type, m.size, m), body, Buffer.alloc((BLOCK - (body.length % BLOCK)) % BLOCK));
+  parts.push(header(m.name, m.type, m.size, m), body, pad(body.length));
   return Buffer.concat(parts);
 }
 

@@ -9,26 +9,43 @@ import {sha256, type HostileRegistry} from './hostile-registry.ts';
 const BLOCK = 512;
 
 function octal(value: number, width: number): string {
-  return value.toString(8).padStart(width - 1, '0') + '\0';
+  return value.toString(8).padStart(width - 1, '0').slice(-(width - 1)) + '\0';
 }
 
-/** One ustar header block (name truncated to 100 bytes: long names go in PAX or GNU records). */
-export function tarHeader(name: string, type: string, size: number, options: {linkname?: string; mode?: number} = {}): Buffer {
+export interface HeaderOptions {
+  linkname?: string;
+  mode?: number;
+  mtime?: number;
+  /** How the size is written: octal text (the default), GNU base-256, or not a number at all. */
+  sizeField?: 'octal' | 'base256' | 'garbage';
+  /** A checksum one off. */
+  badChecksum?: boolean;
+}
+
+/** One ustar header block (name and link truncated to 100 bytes: long ones go in PAX or GNU records). */
+export function tarHeader(name: string, type: string, size: number, options: HeaderOptions = {}): Buffer {
   const block = Buffer.alloc(BLOCK);
   block.write(name.slice(0, 100), 0, 'utf8');
   block.write(octal(options.mode ?? 0o644, 8), 100, 'ascii');
   block.write(octal(0, 8), 108, 'ascii');
   block.write(octal(0, 8), 116, 'ascii');
-  block.write(octal(size, 12), 124, 'ascii');
-  block.write(octal(0, 12), 136, 'ascii');
+  if (options.sizeField === 'base256') {
+    block[124] = 0x80;
+    block.writeBigUInt64BE(BigInt(size), 128);
+  } else if (options.sizeField === 'garbage') {
+    block.write('12x4 5\0', 124, 'latin1');
+  } else {
+    block.write(octal(size, 12), 124, 'ascii');
+  }
+  block.write(octal(options.mtime ?? 0, 12), 136, 'ascii');
   block.write('        ', 148, 'ascii');
-  block.write(type, 156, 'ascii');
+  block.write(type, 156, 'latin1');
   if (options.linkname) block.write(options.linkname.slice(0, 100), 157, 'utf8');
   block.write('ustar\0', 257, 'ascii');
   block.write('00', 263, 'ascii');
   let sum = 0;
   for (const byte of block) sum += byte;
-  block.write(octal(sum, 7) + ' ', 148, 'ascii');
+  block.write(octal(options.badChecksum ? sum + 1 : sum, 7) + ' ', 148, 'ascii');
   return block;
 }
 
@@ -43,7 +60,7 @@ export const pad = (size: number): Buffer => Buffer.alloc((BLOCK - (size % BLOCK
 export const END = Buffer.alloc(BLOCK * 2);
 
 /** A member: header, body, padding. */
-export function member(name: string, type: string, body: Buffer = Buffer.alloc(0), options: {linkname?: string; mode?: number} = {}): Buffer {
+export function member(name: string, type: string, body: Buffer = Buffer.alloc(0), options: HeaderOptions = {}): Buffer {
   return Buffer.concat([tarHeader(name, type, body.length, options), body, pad(body.length)]);
 }
 

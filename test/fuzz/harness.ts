@@ -12,6 +12,7 @@ import {createHash} from 'node:crypto';
 import {mkdir, readdir, readFile, writeFile} from 'node:fs/promises';
 import {Session} from 'node:inspector/promises';
 import {join} from 'node:path';
+import {gunzipSync, gzipSync} from 'node:zlib';
 import fc from 'fast-check';
 import {TskitError} from '../../src/errors.ts';
 import {ROOT} from '../support/cli.ts';
@@ -23,6 +24,8 @@ export interface FuzzTarget {
   extension: string;
   /** Runs one input; refusing it is throwing a TskitError. */
   run(input: Buffer): Promise<void>;
+  /** Corpus files are gzip'd (FILE.EXTENSION.gz): for big, mostly empty inputs such as disk images. */
+  gzipCorpus?: boolean;
 }
 
 export interface FuzzOptions {
@@ -52,14 +55,20 @@ export const corpusDir = (target: FuzzTarget): string => join(CORPUS, target.nam
 
 export async function loadCorpus(target: FuzzTarget): Promise<Array<{name: string; bytes: Buffer}>> {
   const dir = corpusDir(target);
-  const names = (await readdir(dir).catch(() => [] as string[])).filter((n) => n.endsWith(target.extension)).sort();
-  return Promise.all(names.map(async (name) => ({name, bytes: await readFile(join(dir, name))})));
+  const suffix = `${target.extension}${target.gzipCorpus ? '.gz' : ''}`;
+  const names = (await readdir(dir).catch(() => [] as string[])).filter((n) => n.endsWith(suffix)).sort();
+  return Promise.all(
+    names.map(async (name) => {
+      const bytes = await readFile(join(dir, name));
+      return {name, bytes: target.gzipCorpus ? gunzipSync(bytes) : bytes};
+    }),
+  );
 }
 
 async function save(target: FuzzTarget, input: Buffer, prefix: string): Promise<string> {
-  const name = `${prefix}-${createHash('sha256').update(input).digest('hex').slice(0, 16)}${target.extension}`;
+  const name = `${prefix}-${createHash('sha256').update(input).digest('hex').slice(0, 16)}${target.extension}${target.gzipCorpus ? '.gz' : ''}`;
   await mkdir(corpusDir(target), {recursive: true});
-  await writeFile(join(corpusDir(target), name), input);
+  await writeFile(join(corpusDir(target), name), target.gzipCorpus ? gzipSync(input, {level: 9}) : input);
   return name;
 }
 

@@ -51,7 +51,7 @@ describe('a disk that fills up during cache pull', () => {
     expect(ran.code).toBe(1);
     const error = ran.stderr.split('\n').filter((line) => line.startsWith('tskit: error:'));
     expect(error).toHaveLength(1);
-    expect(error[0]).toMatch(new RegExp(`no space left writing blob ${layerDigest} of image ${registry.host}/big/app:v1 to ${join(cache, '.tskit', 'ingest')}/\\d+-[0-9a-f]+ \\(ENOSPC\\): it needs 1\\.5 MiB, 1\\.0 MiB of it written, \\d+ bytes free there`));
+    expect(error[0]).toMatch(new RegExp(`no space left writing blob ${layerDigest} of image ${registry.host}/big/app:v1 to ${join(cache, '.tskit', 'ingest')}/\\d+-[0-9a-f]{8}-[0-9a-f]{12} \\(ENOSPC\\): it needs 1\\.5 MiB, 1\\.\\d MiB of it written, \\d+ bytes free there`));
     // every blob in the cache hashes to its name, and the layer is not there
     const blobs = await readdir(join(cache, 'blobs', 'sha256')).catch(() => [] as string[]);
     expect(blobs).not.toContain(layerDigest.slice(7));

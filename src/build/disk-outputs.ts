@@ -3,7 +3,7 @@
 // (src/formats/layout.ts) and written by the container encoder the format names.
 import {createReadStream} from 'node:fs';
 import {readFile} from 'node:fs/promises';
-import {join} from 'node:path';
+import {basename, join} from 'node:path';
 import {TskitError} from '../errors.ts';
 import type {BootloaderFiles} from '../formats/bootloader.ts';
 import {encodeDisk, sizeMultiple, type ContainerFormat} from '../formats/encode.ts';
@@ -107,6 +107,7 @@ export class DiskOutputs {
           });
     const staged = ctx.staged.stage(path);
     const written = await encodeDisk(spec.container, image, staged, {
+      name: basename(path),
       ...(ctx.signal ? {signal: ctx.signal} : {}),
       progress: (done) => ctx.emit({type: 'progress', task: `write ${path}`, done, unit: 'bytes'}),
     });

@@ -45,6 +45,12 @@ export interface EncodeOptions {
   level?: number;
   /** Seconds since 1970 recorded where a format keeps a time (default: SOURCE_DATE_EPOCH, else LinuxKit's epoch). */
   epoch?: number;
+  /**
+   * The file name the output will finally have, when `path` is itself a staging name (the
+   * VMDK descriptor names its extent file: a temporary name there breaks the image and its
+   * reproducibility). Default: `path`'s own name.
+   */
+  name?: string;
 }
 
 export interface Encoded {
@@ -98,7 +104,7 @@ export async function encodeDisk(format: ContainerFormat, image: DiskImage, path
 
   let lastReport = 0;
   const context: EncodeContext = {
-    name: basename(path),
+    name: options.name ?? basename(path),
     epoch: options.epoch ?? sourceDateEpoch(),
     level,
     ...(options.signal ? {signal: options.signal} : {}),

@@ -19,6 +19,8 @@ export interface BootProbe {
   biosBootCode: boolean;
   /** Byte offset of the EFI system partition (or, on an ISO, of the El Torito EFI image). */
   esp?: number;
+  /** An ISO's El Torito catalog: whether it has a BIOS entry and an EFI one (booting from a CD reads only these). */
+  elTorito?: {bios: boolean; efi: boolean};
   /** How each was found, for messages ("MBR boot code", "EFI/BOOT/BOOTX64.EFI is an x86-64 PE"). */
   evidence: string[];
 }
@@ -65,7 +67,7 @@ export async function probeBoot(read: ReadAt): Promise<BootProbe> {
     evidence.push('BIOS boot code runs only on x86');
   }
   const layout = gpt ? 'gpt' : iso ? 'iso' : signed && [0, 1, 2, 3].some((i) => mbr[446 + 16 * i + 4] !== 0) ? 'mbr' : 'none';
-  return {...(boot ? {boot} : {}), ...(arch ? {arch} : {}), layout, biosBootCode, ...(esp !== undefined ? {esp} : {}), evidence};
+  return {...(boot ? {boot} : {}), ...(arch ? {arch} : {}), layout, biosBootCode, ...(esp !== undefined ? {esp} : {}), ...(iso ? {elTorito: {bios: iso.bios, efi: iso.efi !== undefined}} : {}), evidence};
 }
 
 /** Byte offset of the EFI system partition, from a GPT or an MBR entry of type 0xEF. */

@@ -7,7 +7,7 @@ import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import {openDisk} from '../../../src/formats/decode.ts';
-import {makeEfiDisk} from '../../aws-peer/efi-disk.ts';
+import {makeEfiDisk, peStub} from '../../aws-peer/efi-disk.ts';
 import {makeBootDisk} from '../../support/initrd-bootdisk.ts';
 
 let work: string;
@@ -90,4 +90,27 @@ describe('probeBoot', () => {
       await disk.close();
     }
   });
+
+  for (const bios of [true, false]) {
+    it(`an ISO (xorriso) with ${bios ? 'BIOS and ' : ''}EFI El Torito entries: ${bios ? 'hybrid' : 'uefi'}, the architecture from the EFI image's loader`, async () => {
+      const root = join(work, `iso-root-${bios}`);
+      execFileSync('mkdir', ['-p', root]);
+      const efiboot = join(root, 'efiboot.img');
+      execFileSync('mkfs.vfat', ['-C', efiboot, '2880'], {stdio: 'ignore'});
+      const loader = join(work, 'BOOTAA64.EFI');
+      await (await import('node:fs/promises')).writeFile(loader, peStub(0xaa64));
+      execFileSync('mmd', ['-i', efiboot, '::EFI', '::EFI/BOOT']);
+      execFileSync('mcopy', ['-i', efiboot, loader, '::EFI/BOOT/BOOTAA64.EFI']);
+      await (await import('node:fs/promises')).writeFile(join(root, 'boot.bin'), Buffer.alloc(2048, 0x90));
+      const iso = join(work, `probe-${bios}.iso`);
+      execFileSync('xorriso', ['-as', 'mkisofs', '-quiet', '-o', iso, ...(bios ? ['-b', 'boot.bin', '-no-emul-boot', '-eltorito-alt-boot'] : []), '-e', 'efiboot.img', '-no-emul-boot', root], {stdio: 'ignore'});
+      const disk = await openDisk(iso);
+      try {
+        expect(disk.format).toBe('iso');
+        expect(await disk.probe()).toMatchObject({boot: bios ? 'hybrid' : 'uefi', arch: 'arm64', layout: 'iso', elTorito: {bios, efi: true}});
+      } finally {
+        await disk.close();
+      }
+    });
+  }
 });

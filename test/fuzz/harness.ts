@@ -29,7 +29,7 @@ export interface FuzzTarget {
 }
 
 export interface FuzzOptions {
-  /** How long fast-check runs after the corpus replay (default TSKIT_FUZZ_MS, else 8 s). */
+  /** How long fast-check runs after the corpus replay (default TSKIT_FUZZ_MS, else 7 s). */
   timeMs?: number;
   /** One input may take this long (a hang past it fails). */
   inputLimitMs?: number;
@@ -49,7 +49,7 @@ const CORPUS = join(ROOT, 'test', 'fuzz', 'corpus');
 const HEAP_LIMIT = 768 * 1024 * 1024;
 
 /** A test timeout that fits the fuzz budget, the corpus replay and a shrink. */
-export const fuzzTestTimeout = (): number => 2 * Number(process.env.TSKIT_FUZZ_MS ?? 8_000) + 60_000;
+export const fuzzTestTimeout = (): number => 2 * Number(process.env.TSKIT_FUZZ_MS ?? 7_000) + 60_000;
 
 export const corpusDir = (target: FuzzTarget): string => join(CORPUS, target.name);
 
@@ -197,7 +197,7 @@ class Coverage {
  * first input that breaks the property.
  */
 export async function fuzz(target: FuzzTarget, generated: fc.Arbitrary<Buffer>, options: FuzzOptions = {}): Promise<FuzzReport> {
-  const timeMs = options.timeMs ?? Number(process.env.TSKIT_FUZZ_MS ?? 8_000);
+  const timeMs = options.timeMs ?? Number(process.env.TSKIT_FUZZ_MS ?? 7_000);
   const limitMs = options.inputLimitMs ?? (process.env.TSKIT_FUZZ_GROW === '1' ? 10_000 : 2_000); // coverage slows a run several times
   const grow = process.env.TSKIT_FUZZ_GROW === '1';
   const corpus = (await loadCorpus(target)).map((c) => c.bytes);

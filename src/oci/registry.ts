@@ -15,7 +15,6 @@ import {describeEndpoint, EndpointResolver, redactUrl, type Endpoint} from './en
 import {formatReference, type ImageReference} from './reference.ts';
 import {isNoSpace, noSpaceError, writeFullyAt} from './file-writes.ts';
 import {abortableSleep, ConnectionError, describeError, errorCode, HttpTransport, isRetryableError, type BodySource, type HttpResponse, type TransportOptions} from './transport.ts';
-import {formatDuration} from '../run/duration.ts';
 import {MediaTypes, type Descriptor} from './types.ts';
 
 /** Every manifest kind tskit understands; distribution answers 404 to a GET without them. */
@@ -560,7 +559,7 @@ export class RegistryClient {
   private async withDeadline<T>(what: string, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
     const controller = new AbortController();
     const timer = setTimeout(
-      () => controller.abort(new TskitError(`${what}: not complete within ${formatDuration(this.deadlineMs)} (the deadline for one blob or manifest; --timeout changes it)`)),
+      () => controller.abort(new TskitError(`${what}: not complete within ${describeDeadline(this.deadlineMs)} (the deadline for one blob or manifest; --timeout changes it)`)),
       this.deadlineMs,
     );
     const interrupt = () => controller.abort(this.signal?.reason);
@@ -673,6 +672,12 @@ export class RegistryClient {
         return new RegistryError(`${where} answered HTTP ${response.status} for ${what} of ${name}${suffix} (${redactUrl(response.url)})`, response.status, code);
     }
   }
+}
+
+/** 10m, 3s, 700ms: a deadline as --timeout takes it. */
+function describeDeadline(ms: number): string {
+  if (ms % 60_000 === 0) return `${ms / 60_000}m`;
+  return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
 }
 
 /** Reads a response body into memory, refusing more than `limit` bytes. */

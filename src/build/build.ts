@@ -1,12 +1,14 @@
 // `tskit build` as a library call: resolve every image, then write each requested format
 // from the assembled stream. All outputs appear together at the end, or none do.
 import {mkdir} from 'node:fs/promises';
+import {dirname} from 'node:path';
 import type {Emit} from '../events.ts';
+import type {ResourceJournal} from '../provider.ts';
 import type {MobyConfig} from '../config/types.ts';
 import type {ImageSource, LayoutSource, Platform} from '../oci/types.ts';
 import {allResolved, assemble, resolveImages} from './assemble.ts';
 import {generatedMtime} from './entry.ts';
-import {type Artifact, type BuildFormat, type OutputTarget, writeFormat} from './outputs.ts';
+import {type Artifact, type BuildFormat, checkOutputName, type OutputTarget, writeFormat} from './outputs.ts';
 import {StagedFiles} from './staged-files.ts';
 import {DEFAULT_BOOTLOADER_IMAGE, loadBootloaderFiles} from './bootloader.ts';
 import {checkDiskOptions, DiskOutputs, isDiskFormat, type DiskFormat} from './disk-outputs.ts';
@@ -31,9 +33,12 @@ export interface BuildRequest {
   metadata(format: string): string;
   /** Names a YAML location in errors. */
   where?(path: Array<string | number>): string;
+  /** Where the build records its temp files before writing them, so `tskit gc` can remove them after a crash. */
+  journal?: ResourceJournal;
 }
 
 export async function build(request: BuildRequest): Promise<Artifact[]> {
+  if (!request.target.file) checkOutputName(request.target.name);
   const mtime = generatedMtime();
   const diskFormats = request.formats.filter(isDiskFormat);
   if (diskFormats.length > 0) checkDiskOptions(diskFormats, request.disk ?? {});
@@ -55,6 +60,8 @@ export async function build(request: BuildRequest): Promise<Artifact[]> {
   request.signal?.throwIfAborted();
   if (!request.target.file) await mkdir(request.target.dir, {recursive: true});
   const staged = new StagedFiles();
+  const temps = staged.resource(request.target.file ? dirname(request.target.file) : request.target.dir);
+  await request.journal?.record(temps);
   const artifacts: Artifact[] = [];
   try {
     // Each format reads the layers again from the cache: cheaper than holding anything.
@@ -77,8 +84,10 @@ export async function build(request: BuildRequest): Promise<Artifact[]> {
     await staged.commit();
   } catch (error) {
     await staged.abort();
+    await request.journal?.forget(temps);
     throw error;
   }
+  await request.journal?.forget(temps);
   for (const artifact of artifacts) {
     request.emit({type: 'artifact.written', path: artifact.path, format: artifact.format, size: artifact.size, sha256: artifact.sha256});
   }

@@ -83,6 +83,21 @@ export class ByteReader {
     }
   }
 
+  /**
+   * Reads and discards everything left, so that checks a source makes at its end (a blob's
+   * digest, a layer's diff_id) run even when the parser on top needs no more bytes.
+   */
+  async drain(): Promise<void> {
+    this.offset += this.pendingBytes;
+    this.pending = [];
+    this.pendingBytes = 0;
+    while (!this.ended) {
+      const next = await this.source.next();
+      if (next.done) this.ended = true;
+      else this.offset += next.value.byteLength;
+    }
+  }
+
   /** True when no byte is left. */
   async atEnd(): Promise<boolean> {
     await this.fill(1);

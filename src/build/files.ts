@@ -8,7 +8,7 @@ import {resolve} from 'node:path';
 import {TskitError} from '../errors.ts';
 import type {FileConfig} from '../config/types.ts';
 import type {Entry} from './entry.ts';
-import {ancestorsOf, normalizeImagePath} from './image-path.ts';
+import {normalizeImagePath, parentOf} from './image-path.ts';
 import {idNumeric} from '../config/ids.ts';
 
 export interface FilesContext {
@@ -75,8 +75,7 @@ export async function* fileEntries(files: FileConfig[], ctx: FilesContext): Asyn
     }
 
     const pax = {'LINUXKIT.source': 'linuxkit.files', 'LINUXKIT.location': `files[${index}]`};
-    for (const dir of ancestorsOf(path)) {
-      if (added.has(dir)) continue;
+    for (const dir of missingAncestors(path, added)) {
       added.add(dir);
       yield {path: dir, type: 'dir', mode: dirMode, uid, gid, mtime: ctx.mtime, size: 0, pax};
     }
@@ -90,4 +89,15 @@ export async function* fileEntries(files: FileConfig[], ctx: FilesContext): Asyn
       yield {...base, type: 'file', size: content!.size, content: content!.stream()};
     }
   }
+}
+
+/**
+ * The ancestors of `path` not in `added`, shortest first. `added` only grows and holds every
+ * ancestor of what it holds, so the walk up stops at the first one known: one lookup per
+ * new directory, not one per ancestor of every entry.
+ */
+function missingAncestors(path: string, added: Set<string>): string[] {
+  const missing: string[] = [];
+  for (let dir = parentOf(path); dir !== '' && !added.has(dir); dir = parentOf(dir)) missing.push(dir);
+  return missing.reverse();
 }

@@ -10,9 +10,9 @@
 // runs through a symlink is resolved through it inside the image (chroot semantics), the
 // way extraction into a container root would resolve it, so no emitted path ever passes
 // through a symlink and no entry can land outside the image.
-import {TskitError} from '../errors.ts';
+import {printable, TskitError} from '../errors.ts';
 import type {Entry} from './entry.ts';
-import {normalizeImagePath} from './image-path.ts';
+import {checkPathLength, normalizeImagePath} from './image-path.ts';
 
 export interface LayerInput {
   /** Names the layer in errors, e.g. "layer 2/3 (sha256:…) of docker.io/library/alpine:3.20". */
@@ -93,7 +93,11 @@ export async function* flattenLayers(layers: LayerInput[], options: FlattenOptio
 
       const node = childOf(parent, base);
       const finalPath = pathOf(node);
-      if (finalPath !== path) rewrites.set(key(layer, ordinal), finalPath);
+      if (finalPath !== path) {
+        checkPathLength(finalPath, input.what, `entry ${JSON.stringify(path.slice(0, 40))}... resolved through symlinks to`);
+        rewrites.set(key(layer, ordinal), finalPath);
+      }
+      if (raw.type === 'symlink' || raw.type === 'hardlink') checkPathLength(raw.linkname ?? '', input.what, `the link target of ${JSON.stringify(path.slice(0, 40))}`);
       const entry: Entry = {...raw, path: finalPath};
       delete entry.content;
       const version: Version = {layer, ordinal, entry};
@@ -102,7 +106,7 @@ export async function* flattenLayers(layers: LayerInput[], options: FlattenOptio
         const targetPath = normalizeImagePath(raw.linkname ?? '', `${input.what}: hard link ${path}`);
         const target = lookupResolved(root, targetPath, input.what, path);
         if (!target?.version || target.version.entry.type === 'dir') {
-          throw new TskitError(`${input.what}: hard link ${path} points at ${JSON.stringify(raw.linkname)}, which is not a file in the image at that point`);
+          throw new TskitError(`${input.what}: hard link ${printable(path)} points at ${JSON.stringify(raw.linkname)}, which is not a file in the image at that point`);
         }
         version.linkTo = target.version.linkTo ?? target.version;
       }
@@ -203,7 +207,7 @@ export async function* flattenLayers(layers: LayerInput[], options: FlattenOptio
 
   for (const node of walk(root)) {
     if (node.version && !node.emitted) {
-      throw new TskitError(`${pathOf(node)}: its layer gave different entries on a second read (the blob changed while building)`);
+      throw new TskitError(`${printable(pathOf(node))}: its layer gave different entries on a second read (the blob changed while building)`);
     }
   }
 }
@@ -227,11 +231,12 @@ function childOf(parent: Node, name: string): Node {
  * directories no layer named yet. A component that is a file is an error.
  */
 function resolveDir(root: Node, components: string[], what: string, entryPath: string): Node {
-  const queue = [...components];
+  // components still to walk, last first: popping and pushing a symlink's target are O(1)
+  const pending = components.reverse();
   let node = root;
   let hops = 0;
-  while (queue.length > 0) {
-    const part = queue.shift()!;
+  while (pending.length > 0) {
+    const part = pending.pop()!;
     if (part === '' || part === '.') continue;
     if (part === '..') {
       node = node.parent ?? root;
@@ -240,14 +245,15 @@ function resolveDir(root: Node, components: string[], what: string, entryPath: s
     const child = childOf(node, part);
     const type = child.version?.entry.type;
     if (type === 'symlink') {
-      if (++hops > MAX_SYMLINKS) throw new TskitError(`${what}: too many levels of symbolic links resolving ${entryPath}`);
+      if (++hops > MAX_SYMLINKS) throw new TskitError(`${what}: too many levels of symbolic links resolving ${printable(entryPath)}`);
       const target = child.version!.entry.linkname ?? '';
       if (target.startsWith('/')) node = root;
-      queue.unshift(...target.split('/'));
+      const parts = target.split('/');
+      for (let i = parts.length - 1; i >= 0; i--) pending.push(parts[i]!);
       continue;
     }
     if (type !== undefined && type !== 'dir') {
-      throw new TskitError(`${what}: ${entryPath} needs ${pathOf(child)} to be a directory, but the image has a ${type} there`);
+      throw new TskitError(`${what}: ${printable(entryPath)} needs ${printable(pathOf(child))} to be a directory, but the image has a ${type} there`);
     }
     node = child;
   }

@@ -2,13 +2,14 @@
 // boot/ucode.cpio from named files in the image, and the contents of its kernel.tar
 // (modules and firmware) at the root. The kernel.tar is read straight out of the layer
 // stream, never buffered.
-import {TskitError} from '../errors.ts';
+import {printable, TskitError} from '../errors.ts';
 import type {KernelConfig} from '../config/types.ts';
 import type {ImageSource, ResolvedImage} from '../oci/types.ts';
 import {drain, type Entry} from './entry.ts';
 import {flattenLayers} from './flatten.ts';
 import {imageLayerInputs} from './image-layers.ts';
-import {ancestorsOf, normalizeImagePath} from './image-path.ts';
+import {normalizeImagePath} from './image-path.ts';
+import {PathTree} from './path-tree.ts';
 import {readTar} from './tar/reader.ts';
 
 export interface KernelParts {
@@ -73,14 +74,13 @@ export async function* kernelEntries(
  * would be written through one of its own symlinks are refused rather than resolved.
  */
 async function* kernelTarEntries(entry: Entry, what: string): AsyncGenerator<Entry> {
-  const symlinks = new Set<string>();
+  const tree = new PathTree();
   for await (const inner of readTar(entry.content ?? [], what)) {
     const path = normalizeImagePath(inner.path, what);
     if (path === '') continue;
-    for (const ancestor of ancestorsOf(path)) {
-      if (symlinks.has(ancestor)) throw new TskitError(`${what}: ${path} would be written through the symlink ${ancestor}`);
-    }
-    if (inner.type === 'symlink') symlinks.add(path);
+    const {symlink} = tree.ensureParents(path);
+    if (symlink) throw new TskitError(`${what}: ${printable(path)} would be written through the symlink ${printable(symlink.path)}`);
+    tree.set(path, inner.type === 'symlink' ? 'symlink' : inner.type === 'dir' ? 'dir' : 'other', inner.linkname);
     const out: Entry = {...inner, path};
     if (inner.type === 'hardlink') out.linkname = normalizeImagePath(inner.linkname ?? '', what);
     yield out;

@@ -22,6 +22,16 @@ export interface OutputTarget {
   file?: string;
 }
 
+/**
+ * Output names are file names: every output is `dir/NAME<suffix>`, so a name with a slash,
+ * or "." or "..", would write outside the output directory.
+ */
+export function checkOutputName(name: string): void {
+  if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0')) {
+    throw new TskitError(`the output name ${JSON.stringify(name)} is not a file name: give a name without "/" (the outputs go in the output directory, --dir)`, {exitCode: 2});
+  }
+}
+
 /** The files a format produces, in the order LinuxKit lists them. */
 export function outputPaths(format: BuildFormat, target: OutputTarget): string[] {
   if (target.file) return [target.file];

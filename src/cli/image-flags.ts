@@ -9,6 +9,7 @@ import {parseMirrors, splitList} from '../oci/endpoints.ts';
 import {platformForArch, SUPPORTED_ARCHITECTURES} from '../oci/platform.ts';
 import type {RegistryClientOptions} from '../oci/registry.ts';
 import type {Platform} from '../oci/types.ts';
+import {parseDuration} from '../run/duration.ts';
 
 export const cacheDirFlags = {
   'cache-dir': Flags.string({
@@ -41,6 +42,14 @@ export const registryFlags = {
   }),
 };
 
+/** For commands that download images (`build`, `cache pull`). */
+export const downloadFlags = {
+  timeout: Flags.string({
+    description: 'Longest time one blob or manifest download may take, retries included (90s, 5m, 1h, or seconds). Default: 10m',
+    helpValue: 'DURATION',
+  }),
+};
+
 export const pullFlags = {
   pull: Flags.boolean({
     description: 'Resolve tag references at the registry again even when the cache has them (digest-pinned references never change)',
@@ -60,6 +69,7 @@ export interface RegistryFlagValues {
   mirror?: string[];
   'insecure-registry'?: string[];
   'cert-file'?: string[];
+  timeout?: string;
 }
 
 /** Registry client options from the shared flags and the environment (flags win over env). */
@@ -75,7 +85,15 @@ export async function registryOptionsFromFlags(flags: RegistryFlagValues, emit?:
       throw new TskitError(`cannot read certificate file ${file}: ${(error as Error).message}`);
     }
   }
-  return {mirrors, insecureRegistries, ...(caCertificates.length ? {caCertificates} : {}), ...(emit ? {emit} : {})};
+  const deadlineMs = flags.timeout === undefined ? undefined : parseDuration(flags.timeout, '--timeout');
+  if (deadlineMs !== undefined && deadlineMs <= 0) throw new TskitError('--timeout must be more than zero', {exitCode: 2});
+  return {
+    mirrors,
+    insecureRegistries,
+    ...(caCertificates.length ? {caCertificates} : {}),
+    ...(emit ? {emit} : {}),
+    ...(deadlineMs !== undefined ? {deadlineMs} : {}),
+  };
 }
 
 export function cacheDirFromFlags(flags: {'cache-dir'?: string}, env: NodeJS.ProcessEnv = process.env): string {

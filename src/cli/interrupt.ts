@@ -2,8 +2,8 @@
 // removes what it had half-written, and the command exits 130 or 143 with "interrupted by".
 import {TskitError} from '../errors.ts';
 
-export async function interruptible<T>(work: (signal: AbortSignal) => Promise<T>): Promise<T> {
-  const abort = new AbortController();
+/** `abort` may be made beforehand, so that what the work uses (a registry client) can hold its signal. */
+export async function interruptible<T>(work: (signal: AbortSignal) => Promise<T>, abort = new AbortController()): Promise<T> {
   const onSignal = (signal: NodeJS.Signals) => abort.abort(new TskitError(`interrupted by ${signal}`, {exitCode: signal === 'SIGINT' ? 130 : 143}));
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);

@@ -13,10 +13,12 @@ import {formatProblem} from '../config/problems.ts';
 import {TskitError} from '../errors.ts';
 import {ImageCache} from '../oci/cache.ts';
 import {cacheLayoutSource} from '../oci/cache-layouts.ts';
-import {archFlag, cacheDirFlags, cacheDirFromFlags, jsonFlags, platformsFromArchFlags, pullFlags, registryFlags, registryOptionsFromFlags} from '../cli/image-flags.ts';
+import {archFlag, cacheDirFlags, cacheDirFromFlags, jsonFlags, platformsFromArchFlags, pullFlags, downloadFlags, registryFlags, registryOptionsFromFlags} from '../cli/image-flags.ts';
 import {createProgressRenderer, formatBytes} from '../cli/progress-render.ts';
 import {TskitCommand} from '../cli/command.ts';
 import {interruptible} from '../cli/interrupt.ts';
+import {openBuildJournal} from '../run/build-journal.ts';
+import {stateDir} from '../run/state-dir.ts';
 
 export default class Build extends TskitCommand {
   static override summary = 'Build an image from LinuxKit-format YAML files';
@@ -53,6 +55,7 @@ bootable: raw-efi (NAME-efi.img), raw-bios (NAME-bios.img), iso-efi (NAME-efi.is
     ...pullFlags,
     ...cacheDirFlags,
     ...registryFlags,
+    ...downloadFlags,
     ...jsonFlags,
   };
 
@@ -76,7 +79,9 @@ bootable: raw-efi (NAME-efi.img), raw-bios (NAME-bios.img), iso-efi (NAME-efi.is
 
     const [platform] = platformsFromArchFlags(flags.arch);
     const registry = await registryOptionsFromFlags(flags, render.emit);
-    const cache = new ImageCache({dir: cacheDirFromFlags(flags), emit: render.emit, registry, pull: flags.pull, derivers: [layerIndexDeriver]});
+    const interruption = new AbortController(); // Ctrl-C also stops downloads in flight
+    const cache = new ImageCache({dir: cacheDirFromFlags(flags), emit: render.emit, registry: {...registry, signal: interruption.signal}, pull: flags.pull, derivers: [layerIndexDeriver]});
+    const journal = await openBuildJournal(stateDir(), render.emit);
     const started = Date.now();
     try {
       const artifacts = await interruptible((signal) => build({
@@ -95,12 +100,13 @@ bootable: raw-efi (NAME-efi.img), raw-bios (NAME-bios.img), iso-efi (NAME-efi.is
         cwd: process.cwd(),
         emit: render.emit,
         signal,
+        ...(journal ? {journal} : {}),
         metadata: (format) => renderMetadata(loaded.config, format as MetadataFormat),
         where: (path) => {
           const pos = loaded.positionOf(path);
           return pos ? `${pos.file}:${pos.line}:${pos.col}` : path.join('.');
         },
-      }));
+      }), interruption);
       const seconds = (Date.now() - started) / 1000;
       render.result({artifacts, seconds}, () =>
         artifacts
@@ -110,6 +116,7 @@ bootable: raw-efi (NAME-efi.img), raw-bios (NAME-bios.img), iso-efi (NAME-efi.is
           .join('\n'),
       );
     } finally {
+      await journal?.close();
       await cache.close();
     }
   }

@@ -1,6 +1,8 @@
 // `tskit gc [PROVIDER]`: remove what interrupted runs left behind. The work is src/run/gc.ts.
 import {Args, Flags} from '@oclif/core';
 import {TskitCommand} from '../cli/command.ts';
+import {cacheDirFlags, cacheDirFromFlags} from '../cli/image-flags.ts';
+import {openCache} from '../oci/cache.ts';
 import {eventToJsonLine} from '../cli/json-lines.ts';
 import {parseDuration} from '../run/duration.ts';
 import {collectGarbage} from '../run/gc.ts';
@@ -11,7 +13,7 @@ import {stateDir} from '../run/state-dir.ts';
 export default class Gc extends TskitCommand {
   static override summary = 'Remove what interrupted runs left behind (VMs, temp files, cloud instances)';
 
-  static override description = `Every run records what it creates in a journal (under $TSKIT_STATE, else $XDG_STATE_HOME/tskit, else ~/.local/state/tskit, in runs/) before creating it, and forgets it once it is removed. A tskit killed outright (SIGKILL, OOM, a lost CI runner) leaves its journal: gc removes everything still in the journals of runs whose tskit is gone, then asks each provider for what tskit created that no journal here knows (qemu: orphaned tskit-qemu-* temp dirs and VMs; clouds: resources tagged with a tskit run id), and removes those older than --older-than. Runs still going are left alone.
+  static override description = `Every run and build records what it creates in a journal (under $TSKIT_STATE, else $XDG_STATE_HOME/tskit, else ~/.local/state/tskit, in runs/) before creating it, and forgets it once it is removed. A tskit killed outright (SIGKILL, OOM, a lost CI runner) leaves its journal: gc removes everything still in the journals of runs whose tskit is gone, then asks each provider for what tskit created that no journal here knows (qemu: orphaned tskit-qemu-* temp dirs and VMs; clouds: resources tagged with a tskit run id), and removes those older than --older-than. Runs still going are left alone. Temp files of builds that were killed are removed by their journals, and temp files and leases that killed pulls left in the image cache (--cache-dir) are removed too.
 
 Exit 0 when everything found was removed, 1 when something could not be.`;
 
@@ -22,6 +24,7 @@ Exit 0 when everything found was removed, 1 when something could not be.`;
   };
 
   static override flags = {
+    ...cacheDirFlags,
     'older-than': Flags.string({description: "the provider sweep takes only what is older than this (journalled leftovers of dead runs are always taken)", default: '1h', helpValue: 'DURATION'}),
     'dry-run': Flags.boolean({description: 'only report what would be removed'}),
     json: Flags.boolean({description: 'print NDJSON events and a gc.report event on stdout'}),
@@ -46,6 +49,12 @@ Exit 0 when everything found was removed, 1 when something could not be.`;
           else if (event.type === 'log' && event.level !== 'debug') process.stderr.write(`tskit: ${event.level === 'warn' ? 'warning: ' : ''}${event.message}\n`);
         },
       });
+      if (!args.provider && !interrupts.interruption) {
+        // what killed pulls and builds left in the image cache: temp files, leases
+        for (const path of await openCache({dir: cacheDirFromFlags(flags)}).sweepDead({dryRun: flags['dry-run']})) {
+          report.items.push({resource: {provider: 'cache', kind: path.includes('/leases/') ? 'lease' : 'temp-file', id: path}, source: 'list', outcome: flags['dry-run'] ? 'would-remove' : 'removed'});
+        }
+      }
       const kept = report.items.filter((i) => i.outcome === 'kept');
       if (flags.json) {
         print(`${JSON.stringify({v: 1, time: new Date().toISOString(), type: 'gc.report', items: report.items, runsInUse: report.runsInUse, journalsRemoved: report.journalsRemoved, skipped: report.skipped})}\n`);

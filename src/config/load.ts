@@ -8,7 +8,7 @@ import {mobySchema, validateNode, type SchemaProblem} from './schema.ts';
 import {semanticProblems} from './semantic.ts';
 import {readSources, type ReadOptions, type SourceText} from './sources.ts';
 import {parseYamlTree} from './yaml-tree.ts';
-import {TskitError} from '../errors.ts';
+import {printable, TskitError} from '../errors.ts';
 import type {MobyConfig, SourcePosition} from './types.ts';
 
 export interface LoadedConfig {
@@ -29,6 +29,11 @@ export interface ParsedSource {
   problems: ConfigProblem[];
   /** False when the YAML could not be parsed at all (no tree to check further). */
   parsed: boolean;
+}
+
+/** Problems quote the YAML they are about: control characters in it must not break the line. */
+function oneLine(problems: ConfigProblem[]): ConfigProblem[] {
+  return problems.map((p) => ({...p, message: printable(p.message)}));
 }
 
 /** Parses and schema-checks one source's text. */
@@ -64,7 +69,7 @@ export function checkSources(sources: SourceText[]): {loaded: LoadedConfig; prob
     problems.push(...semanticProblems(merged.config, merged.positionOf, sources[0]?.name ?? '<config>'));
   }
   const names = sources.map((s) => s.name);
-  return {loaded: {config: merged.config, sources: names, positionOf: merged.positionOf}, problems: sortProblems(problems, names)};
+  return {loaded: {config: merged.config, sources: names, positionOf: merged.positionOf}, problems: oneLine(sortProblems(problems, names))};
 }
 
 /**
@@ -112,7 +117,7 @@ export async function validateSources(sources: string[], opts: ValidateOptions =
     }
     if (unreadable) {
       // still report what is wrong inside the readable ones, but a partial merge would mislead
-      for (const t of texts) problems.push(...parseSource(t).problems);
+      for (const t of texts) problems.push(...oneLine(parseSource(t).problems));
       continue;
     }
     problems.push(...checkSources(texts).problems);

@@ -3,6 +3,8 @@
 // Syntax errors, duplicate keys and tags that do not fit their value come back as problems with
 // positions rather than exceptions, so one run can report all of them.
 import {
+  CST,
+  Lexer,
   LineCounter,
   parseAllDocuments,
   isAlias,
@@ -69,6 +71,75 @@ export interface ParsedYaml {
 const TAG_PREFIX = 'tag:yaml.org,2002:';
 
 /**
+ * Nodes a configuration may have, counted before it is parsed: LinuxKit configurations have
+ * hundreds, and the YAML parser spends about 15 µs and 2 KB on each (a 16 MiB file of
+ * one-letter scalars took it a minute and 4 GB before V8 ran out of memory).
+ */
+export const MAX_YAML_NODES = 50_000;
+/** Lexical tokens (comments, line breaks and spaces included), for the same reason. */
+export const MAX_YAML_TOKENS = 500_000;
+/** Nesting of collections (the parser's own recursion fails somewhere past 800). */
+export const MAX_YAML_DEPTH = 200;
+// yaml.v3's bound on alias expansion, which LinuxKit's decoder applies: past 1000 nodes and
+// 100 expanded from aliases, the expanded share may be 99% of the nodes up to 400,000 nodes,
+// falling to 10% at 4,000,000, so a "billion laughs" stops after a few thousand nodes.
+const ALIAS_RATIO_LOW = 400_000;
+const ALIAS_RATIO_HIGH = 4_000_000;
+
+function allowedAliasRatio(decoded: number): number {
+  if (decoded <= ALIAS_RATIO_LOW) return 0.99;
+  if (decoded >= ALIAS_RATIO_HIGH) return 0.1;
+  return 0.99 - (0.89 * (decoded - ALIAS_RATIO_LOW)) / (ALIAS_RATIO_HIGH - ALIAS_RATIO_LOW);
+}
+
+/** A limit the document goes past, where it first does. */
+class YamlLimit extends Error {
+  readonly pos: Pos;
+  constructor(pos: Pos, message: string) {
+    super(message);
+    this.pos = pos;
+  }
+}
+
+/**
+ * Counts nodes and flow nesting with the lexer alone (fast, and it stops at the first limit
+ * passed), so a document too big for the parser is refused before the parser sees it.
+ */
+function checkBudget(text: string, posOf: (offset: number) => Pos): void {
+  let nodes = 0;
+  let depth = 0;
+  let offset = 0;
+  let tokens = 0;
+  for (const token of new Lexer().lex(text)) {
+    if (++tokens > MAX_YAML_TOKENS) throw new YamlLimit(posOf(offset), `more than ${MAX_YAML_TOKENS} YAML tokens: tskit refuses a configuration this big (LinuxKit's have a few thousand)`);
+    // the lexer's control tokens are not in the text
+    if (token === CST.DOCUMENT || token === CST.FLOW_END || token === CST.SCALAR) {
+      if (token === CST.SCALAR) nodes++;
+    } else {
+      switch (CST.tokenType(token)) {
+        case 'flow-map-start':
+        case 'flow-seq-start':
+          nodes++;
+          if (++depth > MAX_YAML_DEPTH) throw new YamlLimit(posOf(offset), `collections nested more than ${MAX_YAML_DEPTH} deep: tskit refuses the configuration`);
+          break;
+        case 'flow-map-end':
+        case 'flow-seq-end':
+          depth = Math.max(0, depth - 1);
+          break;
+        case 'single-quoted-scalar':
+        case 'double-quoted-scalar':
+        case 'alias':
+        case 'seq-item-ind':
+          nodes++;
+          break;
+      }
+      offset += token.length;
+    }
+    if (nodes > MAX_YAML_NODES) throw new YamlLimit(posOf(offset), `more than ${MAX_YAML_NODES} YAML nodes: tskit refuses a configuration this big (LinuxKit's have hundreds)`);
+  }
+}
+
+/**
  * Parses YAML text; never throws for bad input. Text that does not parse only because a
  * column-1 comment interrupts a block scalar (LinuxKit's own static-ip example does this)
  * is read with those comment lines taken as comments, with a warning.
@@ -100,6 +171,18 @@ function parseYamlTreeOnce(text: string, removedLines: number[]): ParsedYaml {
     for (const removed of removedLines) if (removed <= line) line++;
     return {line, col: p.col};
   };
+  try {
+    checkBudget(text, (offset) => {
+      // only on a refusal: the line counter is filled by the parser, which has not run
+      const before = text.slice(0, offset);
+      let line = before.split('\n').length;
+      for (const removed of removedLines) if (removed <= line) line++;
+      return {line, col: offset - before.lastIndexOf('\n')};
+    });
+  } catch (error) {
+    if (error instanceof YamlLimit) return {root: undefined, problems: [{pos: error.pos, message: error.message}]};
+    throw error;
+  }
   let docs: Document.Parsed[];
   try {
     docs = parseAllDocuments(text, {
@@ -118,6 +201,10 @@ function parseYamlTreeOnce(text: string, removedLines: number[]): ParsedYaml {
   const syntax = docs.flatMap((d) => d.errors)[0];
   if (syntax) {
     const pos = posOf(syntax.pos[0]);
+    if (/Maximum call stack size exceeded/.test(syntax.message)) {
+      problems.push({pos, message: `collections nested more than ${MAX_YAML_DEPTH} deep: tskit refuses the configuration`});
+      return {root: undefined, problems};
+    }
     problems.push({pos, message: `YAML syntax error: ${cleanMessage(syntax.message)}${blockScalarCommentHint(text, pos.line)}`});
     return {root: undefined, problems};
   }
@@ -132,7 +219,18 @@ function parseYamlTreeOnce(text: string, removedLines: number[]): ParsedYaml {
     }
   }
 
-  const build = (node: YamlNode | null, fallback: Pos, seen: Set<YamlNode>): YNode => {
+  // yaml.v3's counters: every node built, those built while expanding an alias
+  let decoded = 0;
+  let expanded = 0;
+  let aliasDepth = 0;
+  let aliasPos: Pos = {line: 1, col: 1};
+  const build = (node: YamlNode | null, fallback: Pos, seen: Set<YamlNode>, depth = 0): YNode => {
+    decoded++;
+    if (aliasDepth > 0) expanded++;
+    if (expanded > 100 && decoded > 1000 && expanded / decoded > allowedAliasRatio(decoded)) {
+      throw new YamlLimit(aliasPos, `the document expands aliases too much (${expanded} of ${decoded} nodes so far come from aliases; yaml.v3, which LinuxKit uses, refuses it too)`);
+    }
+    if (depth > MAX_YAML_DEPTH) throw new YamlLimit(posOf(node?.range?.[0]), `collections nested more than ${MAX_YAML_DEPTH} deep: tskit refuses the configuration`);
     if (node === null) return {kind: 'scalar', pos: fallback, type: 'null', value: null, text: '', empty: true};
     if (isAlias(node)) {
       const target = node.resolve(first) as YamlNode | undefined;
@@ -146,12 +244,20 @@ function parseYamlTreeOnce(text: string, removedLines: number[]): ParsedYaml {
       }
       const inner = new Set(seen);
       inner.add(target);
-      return build(target, posOf(node.range?.[0]), inner);
+      const outerPos = aliasPos;
+      if (aliasDepth === 0) aliasPos = posOf(node.range?.[0]);
+      aliasDepth++;
+      try {
+        return build(target, posOf(node.range?.[0]), inner, depth);
+      } finally {
+        aliasDepth--;
+        aliasPos = outerPos;
+      }
     }
     const pos = posOf(node.range?.[0]);
     if (isScalar(node)) return scalar(node, pos);
     if (isSeq(node)) {
-      return {kind: 'seq', pos, items: node.items.map((item) => build(item as YamlNode | null, pos, seen))};
+      return {kind: 'seq', pos, items: node.items.map((item) => build(item as YamlNode | null, pos, seen, depth + 1))};
     }
     if (isMap(node)) {
       const entries: YEntry[] = [];
@@ -164,13 +270,13 @@ function parseYamlTreeOnce(text: string, removedLines: number[]): ParsedYaml {
           problems.push({pos: posOf(k.range?.[0]), message: 'mapping keys must be plain strings, not collections'});
           continue;
         }
-        keyNode = build(k, pos, seen);
+        keyNode = build(k, pos, seen, depth + 1);
         if (keyNode.kind !== 'scalar') {
           problems.push({pos: keyNode.pos, message: 'mapping keys must be plain strings, not collections'});
           continue;
         }
         const keyPos = keyNode.pos;
-        const value = build(pair.value as YamlNode | null, keyPos, seen);
+        const value = build(pair.value as YamlNode | null, keyPos, seen, depth + 1);
         // an absent value (`key:`) has no text of its own: it is where its key is
         if (value.kind === 'scalar' && value.empty) value.pos = keyPos;
         if (keyNode.type === 'str' && keyNode.text === '<<' && isScalar(k) && k.type === 'PLAIN' && !k.tag) {
@@ -238,7 +344,13 @@ function parseYamlTreeOnce(text: string, removedLines: number[]): ParsedYaml {
     }
   };
 
-  const root = build(first.contents as YamlNode | null, {line: 1, col: 1}, new Set());
+  let root: YNode;
+  try {
+    root = build(first.contents as YamlNode | null, {line: 1, col: 1}, new Set());
+  } catch (error) {
+    if (error instanceof YamlLimit) return {root: undefined, problems: [...problems, {pos: error.pos, message: error.message}]};
+    throw error;
+  }
   const blank = first.contents === null || (root.kind === 'scalar' && root.empty);
   if (blank && /^\s*$/.test(text.replace(/#.*$/gm, ''))) return {root: undefined, problems};
   return {root, problems};

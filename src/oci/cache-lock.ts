@@ -5,10 +5,11 @@
 //   writing or using, which `cache rm`/`clean` never delete.
 import {randomBytes} from 'node:crypto';
 import {readFileSync} from 'node:fs';
-import {mkdir, open, readdir, readFile, rename, stat, unlink, writeFile} from 'node:fs/promises';
+import {mkdir, open, readdir, readFile, rename, stat, unlink} from 'node:fs/promises';
 import {hostname} from 'node:os';
 import {dirname, join} from 'node:path';
 import {TskitError} from '../errors.ts';
+import {isNoSpace, noSpaceError, writeFileReporting} from './file-writes.ts';
 
 export interface ProcessIdentity {
   host: string;
@@ -97,11 +98,17 @@ export class CacheLock {
       const record: LockRecord = {...currentProcess(), nonce, acquired: new Date().toISOString()};
       try {
         const handle = await open(this.path, 'wx', 0o644);
+        const text = JSON.stringify(record);
         try {
-          await handle.writeFile(JSON.stringify(record));
-        } finally {
-          await handle.close();
+          await handle.writeFile(text);
+        } catch (error) {
+          // a lock file without its owner would look like a crashed one for 10 s: remove it
+          await handle.close().catch(() => {});
+          await unlink(this.path).catch(() => {});
+          if (isNoSpace(error)) throw await noSpaceError(this.path, 'the cache lock', text.length, 0, error);
+          throw error;
         }
+        await handle.close();
         this.nonce = nonce;
         return;
       } catch (error) {
@@ -195,7 +202,7 @@ interface LeaseRecord extends ProcessIdentity {
 export async function writeFileAtomic(path: string, data: string | Buffer): Promise<void> {
   const temp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
   try {
-    await writeFile(temp, data);
+    await writeFileReporting(temp, data, `the new ${path}`);
     await rename(temp, path);
   } catch (error) {
     await unlink(temp).catch(() => {});
@@ -287,6 +294,22 @@ export async function liveLeasedDigests(dir: string, except?: Lease): Promise<Se
     for (const digest of record.digests ?? []) digests.add(digest);
   }
   return digests;
+}
+
+/** Lease files of processes that are gone (this host's), which anyone may remove: nothing of theirs is in use. */
+export async function deadLeases(dir: string): Promise<string[]> {
+  const dead: string[] = [];
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    if (!name.endsWith('.json')) continue;
+    const path = join(dir, name);
+    try {
+      const record = JSON.parse(await readFile(path, 'utf8')) as LeaseRecord;
+      if (typeof record.pid === 'number' && typeof record.host === 'string' && !isAlive(record)) dead.push(path);
+    } catch {
+      // vanished, or being written: alive
+    }
+  }
+  return dead;
 }
 
 async function isStaleTemp(path: string): Promise<boolean> {

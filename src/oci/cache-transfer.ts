@@ -12,6 +12,7 @@ import {ignoreEvents, type Emit} from '../events.ts';
 import {CONTAINERD_NAME_ANNOTATION, REF_NAME_ANNOTATION, type ImageCache} from './cache.ts';
 import type {Lease} from './cache-lock.ts';
 import {createDigester, parseDigest, VerifyingStream} from './digest.ts';
+import {isNoSpace, noSpaceError, writeFullyAt} from './file-writes.ts';
 import {decompress} from './layer.ts';
 import {LayoutTarWriter, readTarMembers} from './layout-tar.ts';
 import {formatPlatform, selectManifest} from './platform.ts';
@@ -220,14 +221,19 @@ async function ingestBlob(state: ImportState, digest: string, size: number, cont
       written += chunk.length;
       if (written > size) throw new TskitError(`blob ${digest} in ${state.what} is longer than its size ${size}`);
       hash.update(chunk);
-      await handle.write(chunk);
+      try {
+        await writeFullyAt(handle, chunk, written - chunk.length);
+      } catch (error) {
+        if (isNoSpace(error)) throw await noSpaceError(temp, `blob ${digest} from ${state.what}`, size, written - chunk.length, error);
+        throw error;
+      }
     }
     await handle.close();
     const actual = `${algorithm}:${hash.digest('hex')}`;
     if (written !== size || actual !== digest) {
       throw new TskitError(`blob ${digest} in ${state.what} failed verification: its content has digest ${actual} (${written} bytes)`);
     }
-    if (await cache.commitTemp(temp, digest)) state.added.add(digest);
+    if (await cache.commitTemp(temp, digest, size)) state.added.add(digest);
   } catch (error) {
     await handle.close().catch(() => {});
     await unlink(temp).catch(() => {});

@@ -9,20 +9,21 @@
 // - index.json is rewritten (temp file + rename) only under the cache lock;
 // - every resolve holds a lease on the digests it reads or writes, and rm/clean never delete
 //   leased blobs; a failed pull removes only what it added and nobody else needs.
-import {randomBytes} from 'node:crypto';
+import {createHash, randomBytes} from 'node:crypto';
 import {createReadStream, unlinkSync} from 'node:fs';
-import {mkdir, readdir, readFile, rename, stat, unlink, writeFile} from 'node:fs/promises';
-import {homedir} from 'node:os';
+import {mkdir, readdir, readFile, rename, stat, unlink} from 'node:fs/promises';
+import {homedir, hostname} from 'node:os';
 import {join} from 'node:path';
 import {pipeline, type Readable} from 'node:stream';
 import {TskitError} from '../errors.ts';
 import {ignoreEvents, type Emit} from '../events.ts';
 import {deriveFeeds} from './derive-feed.ts';
-import {CacheLock, currentProcess, isAlive, Lease, liveLeasedDigests, writeFileAtomic} from './cache-lock.ts';
+import {CacheLock, currentProcess, deadLeases, isAlive, Lease, liveLeasedDigests, writeFileAtomic} from './cache-lock.ts';
 import {BlobVerificationError, digestOf, parseDigest, VerifyingStream} from './digest.ts';
 import {parseJsonBlob} from './json-blob.ts';
+import {isNoSpace, writeFileReporting} from './file-writes.ts';
 import {openLayer} from './layer.ts';
-import {checkImagePlatform, formatPlatform, selectManifest} from './platform.ts';
+import {checkImagePlatform, formatPlatform, selectEntry} from './platform.ts';
 import {formatReference, parseReference, withDigest, type ImageReference} from './reference.ts';
 import {MAX_MANIFEST_BYTES, RegistryClient, RegistryError, type RegistryClientOptions} from './registry.ts';
 import {
@@ -38,6 +39,8 @@ import {
 } from './types.ts';
 
 export const REF_NAME_ANNOTATION = 'org.opencontainers.image.ref.name';
+/** In ingest temp names, so a sweep leaves other hosts' files alone on shared storage. */
+const HOST_TAG = createHash('sha256').update(hostname()).digest('hex').slice(0, 8);
 /** containerd's name annotation, which LinuxKit's `cache import` reads. */
 export const CONTAINERD_NAME_ANNOTATION = 'io.containerd.image.name';
 const OCI_LAYOUT = JSON.stringify({imageLayoutVersion: '1.0.0'});
@@ -123,6 +126,13 @@ interface LayoutIndex {
 }
 
 type LocalOutcome = {image: ResolvedImage} | {missing: string} | {mismatch: TskitError};
+type FollowedIndexes = {digest: string; bytes: Buffer; indexDigest?: string} | {missing: string};
+
+/**
+ * Indexes followed from a root to an image manifest, the root included (containerd follows
+ * nested indexes too); a deeper chain is refused with its own message.
+ */
+export const MAX_INDEX_DEPTH = 4;
 
 /** Runs at most `limit` tasks at a time. */
 class Semaphore {
@@ -279,6 +289,7 @@ export class ImageCache implements ImageSource {
     await mkdir(join(this.dir, 'blobs', 'sha256'), {recursive: true});
     await mkdir(this.leaseDir, {recursive: true});
     await mkdir(this.ingestDir, {recursive: true});
+    await this.sweepDead();
     const layoutPath = join(this.dir, 'oci-layout');
     try {
       await stat(layoutPath);
@@ -410,7 +421,7 @@ export class ImageCache implements ImageSource {
   }
 
   private ingestPath(): string {
-    return join(this.ingestDir, `${process.pid}-${randomBytes(6).toString('hex')}`);
+    return join(this.ingestDir, `${process.pid}-${HOST_TAG}-${randomBytes(6).toString('hex')}`);
   }
 
   /** Reads a small blob (manifest, index, config) and checks its digest; undefined when absent or damaged. */
@@ -439,17 +450,29 @@ export class ImageCache implements ImageSource {
   private async storeBytes(digest: string, bytes: Buffer): Promise<boolean> {
     if ((await this.blobSize(digest)) === bytes.length) return false;
     await this.ensureLayout();
-    const path = this.blobPath(digest);
-    await mkdir(join(path, '..'), {recursive: true});
     const temp = this.ingestPath();
     try {
-      await writeFile(temp, bytes);
-      await rename(temp, path);
+      await writeFileReporting(temp, bytes, `blob ${digest}`);
+      return await this.publish(temp, digest, bytes.length);
     } catch (error) {
       await unlink(temp).catch(() => {});
       throw error;
     }
-    return true;
+  }
+
+  /**
+   * The one way a blob gets its name: a temp file whose bytes were hashed to `digest` as they
+   * were written, and which holds exactly `size` bytes (a short write, a full disk or a
+   * second writer would show here). Returns true when the blob is new.
+   */
+  private async publish(temp: string, digest: string, size: number): Promise<boolean> {
+    const stored = (await stat(temp)).size;
+    if (stored !== size) throw new BlobVerificationError(`blob ${digest}: ${temp} holds ${stored} bytes, not the ${size} that were verified; not stored`, digest);
+    const path = this.blobPath(digest);
+    const existed = (await this.blobSize(digest)) !== undefined;
+    await mkdir(join(path, '..'), {recursive: true});
+    await rename(temp, path);
+    return !existed;
   }
 
   /** Registers digests with a lease, under the cache lock. */
@@ -529,6 +552,10 @@ export class ImageCache implements ImageSource {
       return await this.pull(ref, name, platform, lease);
     } catch (error) {
       await this.dropLease(lease);
+      // a full disk outside the writes that name their file (a directory, say)
+      if (!(error instanceof TskitError) && isNoSpace(error)) {
+        throw new TskitError(`no space left in the cache ${this.dir} while pulling ${name}: ${(error as Error).message}; free some space and try again`, {cause: error});
+      }
       throw error;
     }
   }
@@ -545,26 +572,15 @@ export class ImageCache implements ImageSource {
     await this.hold(lease, [rootDigest]);
     const rootBytes = await this.readSmallBlob(rootDigest);
     if (!rootBytes) return {missing: `root ${rootDigest}`};
-    const rootJson = parseJsonBlob<{mediaType?: string}>(rootBytes, `${rootDigest} of ${name}`);
-    let manifestDigest = rootDigest;
-    let manifestBytes = rootBytes;
-    let indexDigest: string | undefined;
-    if (isIndexType(rootJson.mediaType, rootJson)) {
-      const index = parseIndex(rootBytes, `index ${rootDigest} of ${name}`);
-      let chosen: Descriptor;
-      try {
-        chosen = selectManifest(index, platform, name);
-      } catch (error) {
-        if (error instanceof TskitError) return {mismatch: error};
-        throw error;
-      }
-      indexDigest = rootDigest;
-      manifestDigest = chosen.digest;
-      await this.hold(lease, [manifestDigest]);
-      const bytes = await this.readSmallBlob(manifestDigest, chosen.size);
-      if (!bytes) return {missing: `manifest ${manifestDigest}`};
-      manifestBytes = bytes;
+    let chain: FollowedIndexes;
+    try {
+      chain = await this.followIndexes(name, {digest: rootDigest, bytes: rootBytes}, platform, lease, (d) => this.readSmallBlob(d.digest, d.size));
+    } catch (error) {
+      if (error instanceof TskitError) return {mismatch: error};
+      throw error;
     }
+    if ('missing' in chain) return chain;
+    const {digest: manifestDigest, bytes: manifestBytes, indexDigest} = chain;
     const manifest = parseManifest(manifestBytes, `manifest ${manifestDigest} of ${name}`);
     await this.hold(lease, [manifest.config.digest, ...manifest.layers.map((l) => l.digest)]);
     const configBytes = await this.readSmallBlob(manifest.config.digest, manifest.config.size);
@@ -586,6 +602,35 @@ export class ImageCache implements ImageSource {
     return {image};
   }
 
+  /**
+   * From a root (an image manifest, or an index) down to the image manifest for `platform`,
+   * through nested indexes as containerd follows them, at most MAX_INDEX_DEPTH of them.
+   * `load` gives a chosen entry's bytes (undefined: missing).
+   */
+  private async followIndexes(
+    name: string,
+    root: {digest: string; bytes: Buffer},
+    platform: Platform,
+    lease: Lease,
+    load: (entry: Descriptor) => Promise<Buffer | undefined>,
+  ): Promise<FollowedIndexes> {
+    let current: {digest: string; bytes: Buffer; mediaType?: string} = root;
+    for (let depth = 0; ; depth++) {
+      const json = parseJsonBlob<{mediaType?: string}>(current.bytes, `${current.digest} of ${name}`);
+      if (!isIndexType(current.mediaType ?? json.mediaType, json)) {
+        return {digest: current.digest, bytes: current.bytes, ...(depth > 0 ? {indexDigest: root.digest} : {})};
+      }
+      if (depth >= MAX_INDEX_DEPTH) {
+        throw new TskitError(`image ${name}: index ${root.digest} has indexes nested more than ${MAX_INDEX_DEPTH} deep (the one at depth ${depth + 1} is ${current.digest}); tskit follows at most ${MAX_INDEX_DEPTH}`);
+      }
+      const chosen = selectEntry(parseIndex(current.bytes, `index ${current.digest} of ${name}`), platform, name);
+      await this.hold(lease, [chosen.digest]);
+      const bytes = await load(chosen);
+      if (!bytes) return {missing: `manifest ${chosen.digest}`};
+      current = {digest: chosen.digest, bytes, mediaType: chosen.mediaType};
+    }
+  }
+
   /** Pulls what the cache lacks of `ref` for `platform`, then records the reference. */
   private async pull(ref: ImageReference, name: string, platform: Platform, lease: Lease): Promise<ResolvedImage> {
     const registry = this.registry();
@@ -595,27 +640,18 @@ export class ImageCache implements ImageSource {
       const root = await registry.getManifest(ref);
       await this.hold(lease, [root.digest]);
       if (await this.storeBytes(root.digest, root.bytes)) added.add(root.digest);
-      let manifestDigest = root.digest;
-      let manifestBytes = root.bytes;
-      let indexDigest: string | undefined;
-      if (isIndexType(root.mediaType, parseJsonBlob(root.bytes, `${root.digest} of ${name}`))) {
-        const index = parseIndex(root.bytes, `index ${root.digest} of ${name}`);
-        const chosen = selectManifest(index, platform, name);
-        indexDigest = root.digest;
-        manifestDigest = chosen.digest;
-        await this.hold(lease, [manifestDigest]);
-        const local = await this.readSmallBlob(manifestDigest, chosen.size);
-        if (local) {
-          manifestBytes = local;
-        } else {
-          const fetched = await registry.getManifest(withDigest(ref, manifestDigest));
-          if (fetched.size !== chosen.size) {
-            throw new BlobVerificationError(`manifest ${manifestDigest} of image ${name} is ${fetched.size} bytes, but the index gives ${chosen.size}`, manifestDigest);
-          }
-          manifestBytes = fetched.bytes;
-          if (await this.storeBytes(manifestDigest, manifestBytes)) added.add(manifestDigest);
+      const chain = await this.followIndexes(name, {digest: root.digest, bytes: root.bytes}, platform, lease, async (entry) => {
+        const local = await this.readSmallBlob(entry.digest, entry.size);
+        if (local) return local;
+        const fetched = await registry.getManifest(withDigest(ref, entry.digest));
+        if (fetched.size !== entry.size) {
+          throw new BlobVerificationError(`manifest ${entry.digest} of image ${name} is ${fetched.size} bytes, but the index gives ${entry.size}`, entry.digest);
         }
-      }
+        if (await this.storeBytes(entry.digest, fetched.bytes)) added.add(entry.digest);
+        return fetched.bytes;
+      });
+      if ('missing' in chain) throw new TskitError(`image ${name}: ${chain.missing} is missing`);
+      const {digest: manifestDigest, bytes: manifestBytes, indexDigest} = chain;
       const manifest = parseManifest(manifestBytes, `manifest ${manifestDigest} of ${name}`);
       await this.hold(lease, [manifest.config.digest, ...manifest.layers.map((l) => l.digest)]);
       let configBytes = await this.readSmallBlob(manifest.config.digest, manifest.config.size);
@@ -665,8 +701,7 @@ export class ImageCache implements ImageSource {
             ...(feeds ? {onData: feeds.onData, onRestart: feeds.onRestart} : {}),
           });
           if (feeds) derived = await feeds.finish();
-          await mkdir(join(path, '..'), {recursive: true});
-          await rename(temp, path);
+          await this.publish(temp, descriptor.digest, descriptor.size);
         } catch (error) {
           feeds?.abort();
           throw error;
@@ -729,7 +764,7 @@ export class ImageCache implements ImageSource {
     const digests = new Set<string>([rootDigest]);
     const platforms: string[] = [];
     const visit = async (digest: string, depth: number, platform?: Platform): Promise<void> => {
-      if (depth > 4) return;
+      if (depth > MAX_INDEX_DEPTH) return;
       let bytes: Buffer;
       try {
         bytes = await readFile(this.blobPath(digest));
@@ -915,26 +950,33 @@ export class ImageCache implements ImageSource {
         result.deletedBlobs.push(digest);
         result.freedBytes += size;
       }
-      await this.removeDeadIngest();
+      await this.sweepDead();
       return result;
     });
   }
 
-  /** Deletes temp files of processes that are gone. */
-  private async removeDeadIngest(): Promise<void> {
-    let names: string[];
-    try {
-      names = await readdir(this.ingestDir);
-    } catch {
-      return;
-    }
+  /**
+   * Removes what processes that are gone left in the cache: their temp files in ingest/ and
+   * their leases (a pull killed with SIGKILL, say). Only this host's: a cache on shared
+   * storage may serve live processes elsewhere. Returns the paths removed (or, with
+   * `dryRun`, that would be).
+   */
+  async sweepDead(options: {dryRun?: boolean} = {}): Promise<string[]> {
+    const removed: string[] = [];
     const me = currentProcess();
-    for (const name of names) {
-      const pid = Number(name.split('-')[0]);
-      if (!Number.isInteger(pid)) continue;
+    const take = async (path: string) => {
+      if (!options.dryRun) await unlink(path).catch(() => {});
+      removed.push(path);
+    };
+    for (const name of await readdir(this.ingestDir).catch(() => [] as string[])) {
+      const owner = /^(\d+)-(?:([0-9a-f]{8})-)?[0-9a-f]{12}$/.exec(name);
+      if (!owner || (owner[2] !== undefined && owner[2] !== HOST_TAG)) continue;
+      const pid = Number(owner[1]);
       if (pid === me.pid || isAlive({host: me.host, pid})) continue;
-      await unlink(join(this.ingestDir, name)).catch(() => {});
+      await take(join(this.ingestDir, name));
     }
+    for (const path of await deadLeases(this.leaseDir)) await take(path);
+    return removed;
   }
 
   /**
@@ -1013,15 +1055,11 @@ export class ImageCache implements ImageSource {
   }
 
   /**
-   * Moves a verified temp file (from ingestTempPath) into place as `digest`; returns true
-   * when the blob is new.
+   * Moves a temp file (from ingestTempPath) whose bytes were verified against `digest` and
+   * `size` into place; returns true when the blob is new.
    */
-  async commitTemp(temp: string, digest: string): Promise<boolean> {
-    const path = this.blobPath(digest);
-    const existed = (await this.blobSize(digest)) !== undefined;
-    await mkdir(join(path, '..'), {recursive: true});
-    await rename(temp, path);
-    return !existed;
+  commitTemp(temp: string, digest: string, size: number): Promise<boolean> {
+    return this.publish(temp, digest, size);
   }
 
   /** A temp path in the cache's ingest directory (same filesystem, so rename is atomic). */

@@ -134,6 +134,7 @@ export function platformMatches(wanted: Platform, candidate: Platform): boolean 
 }
 
 const MANIFEST_TYPES = new Set<string>([MediaTypes.ociManifest, MediaTypes.dockerManifest]);
+const INDEX_TYPES = new Set<string>([MediaTypes.ociIndex, MediaTypes.dockerManifestList]);
 
 /** True for index entries that are attestations or other metadata rather than runnable images. */
 function isMetadataEntry(descriptor: Descriptor): boolean {
@@ -141,10 +142,10 @@ function isMetadataEntry(descriptor: Descriptor): boolean {
   return p !== undefined && p.os === 'unknown' && p.architecture === 'unknown';
 }
 
-/** The platforms an index offers runnable images for, for messages. */
+/** The platforms an index offers runnable images for, for messages (nested indexes not included). */
 export function indexPlatforms(index: ImageIndex): string[] {
   return index.manifests
-    .filter((m) => m.platform && !isMetadataEntry(m))
+    .filter((m) => m.platform && !isMetadataEntry(m) && !INDEX_TYPES.has(m.mediaType))
     .map((m) => formatPlatform(m.platform as Platform));
 }
 
@@ -153,14 +154,40 @@ export function indexPlatforms(index: ImageIndex): string[] {
  * first in index order among equals. Throws a TskitError listing what the index offers.
  */
 export function selectManifest(index: ImageIndex, wanted: Platform, ref: string): Descriptor {
+  return select(index, wanted, ref, false);
+}
+
+/**
+ * As selectManifest, but an entry may also be a nested index to look in (one for `wanted`,
+ * or one that names no platform), after every matching manifest: the caller descends.
+ */
+export function selectEntry(index: ImageIndex, wanted: Platform, ref: string): Descriptor {
+  return select(index, wanted, ref, true);
+}
+
+function select(index: ImageIndex, wanted: Platform, ref: string, nested: boolean): Descriptor {
   let best: {descriptor: Descriptor; rank: number} | undefined;
+  let nestedOffered = false;
   for (const descriptor of index.manifests ?? []) {
-    if (!descriptor.platform || isMetadataEntry(descriptor)) continue;
-    if (descriptor.mediaType && !MANIFEST_TYPES.has(descriptor.mediaType)) continue;
-    const rank = platformRank(wanted, descriptor.platform);
+    if (isMetadataEntry(descriptor)) continue;
+    let rank: number | undefined;
+    if (descriptor.mediaType && INDEX_TYPES.has(descriptor.mediaType)) {
+      const r = descriptor.platform ? platformRank(wanted, descriptor.platform) : 1000;
+      if (r === undefined) continue;
+      nestedOffered = true;
+      if (!nested) continue;
+      rank = 1000 + r; // after every manifest that matches
+    } else {
+      if (!descriptor.platform) continue;
+      if (descriptor.mediaType && !MANIFEST_TYPES.has(descriptor.mediaType)) continue;
+      rank = platformRank(wanted, descriptor.platform);
+    }
     if (rank !== undefined && (best === undefined || rank < best.rank)) best = {descriptor, rank};
   }
   if (best) return best.descriptor;
+  if (nestedOffered) {
+    throw new TskitError(`image ${ref} has no ${formatPlatform(wanted)} image in its index itself, only in an index nested in it, which this command does not follow`);
+  }
   const offered = indexPlatforms(index);
   throw new TskitError(
     `image ${ref} has no ${formatPlatform(wanted)} image: ${offered.length ? `its index offers ${offered.join(', ')}` : 'its index lists no platforms'}`,

@@ -13,7 +13,8 @@ import {DockerConfigCredentials, type CredentialStore} from './credentials.ts';
 import {BlobVerificationError, createDigester, digestOf, parseDigest} from './digest.ts';
 import {describeEndpoint, EndpointResolver, redactUrl, type Endpoint} from './endpoints.ts';
 import {formatReference, type ImageReference} from './reference.ts';
-import {ConnectionError, describeError, errorCode, HttpTransport, isRetryableError, type BodySource, type HttpResponse, type TransportOptions} from './transport.ts';
+import {isNoSpace, noSpaceError, writeFullyAt} from './file-writes.ts';
+import {abortableSleep, ConnectionError, describeError, errorCode, HttpTransport, isRetryableError, type BodySource, type HttpResponse, type TransportOptions} from './transport.ts';
 import {MediaTypes, type Descriptor} from './types.ts';
 
 /** Every manifest kind tskit understands; distribution answers 404 to a GET without them. */
@@ -32,6 +33,12 @@ const SCHEMA1_TYPES = new Set([
 export const MAX_MANIFEST_BYTES = 8 * 1024 * 1024;
 /** Bytes gathered before each write to a blob file. */
 const WRITE_BATCH = 1024 * 1024;
+/**
+ * How long one manifest or blob may take from the first request to the last byte, retries
+ * and resumes included (`--timeout`): long enough for a large layer on a slow link, short
+ * enough that a registry that stalls fails the pull instead of hanging it.
+ */
+export const DEFAULT_DEADLINE_MS = 10 * 60_000;
 /** Default chunk size for chunked blob uploads. */
 export const DEFAULT_UPLOAD_CHUNK = 16 * 1024 * 1024;
 
@@ -43,6 +50,10 @@ export interface RegistryClientOptions extends TransportOptions {
   /** Defaults to Docker's config.json (DOCKER_CONFIG or ~/.docker). */
   credentials?: CredentialStore;
   emit?: Emit;
+  /** Longest time one manifest or blob download may take, retries included (default DEFAULT_DEADLINE_MS). */
+  deadlineMs?: number;
+  /** Aborts every request (Ctrl-C); the calls then throw its reason. */
+  signal?: AbortSignal;
 }
 
 export interface FetchedManifest {
@@ -98,6 +109,7 @@ interface CallOptions {
   body?: BodySource;
   scopes: string[];
   retry?: boolean;
+  signal?: AbortSignal;
 }
 
 const TLS_CERT_CODES = /^(ERR_TLS_CERT|CERT_|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT)/;
@@ -108,9 +120,13 @@ export class RegistryClient {
   private readonly auth: Authenticator;
   private readonly emit: Emit;
   private readonly schemes = new Map<string, Promise<'https' | 'http'>>();
+  private readonly deadlineMs: number;
+  private readonly signal: AbortSignal | undefined;
 
   constructor(options: RegistryClientOptions = {}) {
     this.emit = options.emit ?? ignoreEvents;
+    this.deadlineMs = options.deadlineMs ?? DEFAULT_DEADLINE_MS;
+    this.signal = options.signal;
     this.endpoints = new EndpointResolver({mirrors: options.mirrors, insecureRegistries: options.insecureRegistries});
     this.transport = new HttpTransport({...options, emit: this.emit});
     const credentials = options.credentials ?? new DockerConfigCredentials({emit: this.emit});
@@ -140,7 +156,12 @@ export class RegistryClient {
   async getManifest(ref: ImageReference): Promise<FetchedManifest> {
     const endpoint = this.endpoint(ref);
     const object = ref.digest ?? ref.tag ?? 'latest';
+    return this.withDeadline(`the manifest of ${formatReference(ref)} from ${describeEndpoint(endpoint)}`, (signal) => this.fetchManifest(ref, endpoint, object, signal));
+  }
+
+  private async fetchManifest(ref: ImageReference, endpoint: Endpoint, object: string, signal: AbortSignal): Promise<FetchedManifest> {
     const response = await this.call(ref, endpoint, {
+      signal,
       method: 'GET',
       path: `manifests/${object}`,
       headers: {accept: MANIFEST_ACCEPT},
@@ -216,18 +237,22 @@ export class RegistryClient {
   /**
    * Streams a blob into `file` (created or truncated), checking size and digest as it
    * goes. A connection dropped mid-blob is resumed with a Range request when the registry
-   * supports it. Throws BlobVerificationError on a mismatch; the caller removes the file.
+   * supports it; a registry that answers the Range request with the whole blob starts it
+   * over from byte 0. Every write lands at its own position, so the file holds exactly the
+   * bytes that were hashed, and its size is checked again before returning. The whole
+   * download, retries included, has one deadline (`deadlineMs`). Throws
+   * BlobVerificationError on a mismatch; the caller removes the file.
    */
   async downloadBlob(ref: ImageReference, descriptor: Descriptor, file: string, options: DownloadOptions = {}): Promise<void> {
     const endpoint = this.endpoint(ref);
     const {algorithm} = parseDigest(descriptor.digest, `digest of a blob of ${formatReference(ref)}`);
     const origin = describeEndpoint(endpoint);
-    const handle = await open(file, 'w');
-    try {
-      let hash: Hash = createDigester(algorithm);
-      let offset = 0;
-      const attempts = Math.max(1, this.transport.retryPolicy.attempts);
-      for (let attempt = 1; ; attempt++) {
+    const what = `blob ${descriptor.digest} of image ${formatReference(ref)} from ${origin}`;
+    await this.withDeadline(what, async (signal) => {
+      const handle = await open(file, 'w');
+      try {
+        let hash: Hash = createDigester(algorithm);
+        let offset = 0;
         const restart = async () => {
           options.onProgress?.(-offset);
           options.onRestart?.();
@@ -235,108 +260,112 @@ export class RegistryClient {
           hash = createDigester(algorithm);
           offset = 0;
         };
-        try {
-          const headers: Record<string, string> = {};
-          if (offset > 0) headers.range = `bytes=${offset}-`;
-          const response = await this.call(ref, endpoint, {
-            method: 'GET',
-            path: `blobs/${descriptor.digest}`,
-            headers,
-            scopes: [pullScope(this.repository(endpoint, ref))],
-          });
-          if (offset > 0 && response.status === 206) {
-            const start = /^bytes (\d+)-/.exec(response.headers['content-range'] ?? '')?.[1];
-            if (Number(start) !== offset) {
-              await response.body.dump().catch(() => {});
-              await restart();
-              continue;
-            }
-          } else if (response.status === 200) {
-            if (offset > 0) await restart();
-          } else {
-            throw await this.failure(response, ref, endpoint, `blob ${descriptor.digest}`);
-          }
-          const length = response.headers['content-length'];
-          if (length !== undefined && offset + Number(length) !== descriptor.size && response.status === 200) {
-            await response.body.dump().catch(() => {});
-            throw new BlobVerificationError(
-              `blob ${descriptor.digest} of image ${formatReference(ref)} from ${origin} failed verification: the registry sends ${length} bytes, but its descriptor gives ${descriptor.size}`,
-              descriptor.digest,
-            );
-          }
-          // Writes are batched (fewer syscalls); hash and offset only advance with what
-          // reached the file, so a resume after a dropped connection starts at the right byte.
-          let batch: Buffer[] = [];
-          let batched = 0;
-          const flush = async () => {
-            if (batched === 0) return;
-            const data = batch.length === 1 ? batch[0]! : Buffer.concat(batch, batched);
-            batch = [];
-            batched = 0;
-            await handle.write(data);
-            hash.update(data);
-            offset += data.length;
-            options.onProgress?.(data.length);
-            await options.onData?.(data);
-          };
+        const attempts = Math.max(1, this.transport.retryPolicy.attempts);
+        for (let attempt = 1; ; attempt++) {
           try {
-            for await (const chunk of response.body as AsyncIterable<Buffer>) {
-              if (offset + batched + chunk.length > descriptor.size) {
-                response.body.destroy();
-                throw new BlobVerificationError(
-                  `blob ${descriptor.digest} of image ${formatReference(ref)} from ${origin} failed verification: got more than the ${descriptor.size} bytes its descriptor gives`,
-                  descriptor.digest,
-                );
+            const headers: Record<string, string> = {};
+            if (offset > 0) headers.range = `bytes=${offset}-`;
+            const response = await this.call(ref, endpoint, {
+              method: 'GET',
+              path: `blobs/${descriptor.digest}`,
+              headers,
+              scopes: [pullScope(this.repository(endpoint, ref))],
+              signal,
+            });
+            if (offset > 0 && response.status === 206) {
+              const start = /^bytes (\d+)-/.exec(response.headers['content-range'] ?? '')?.[1];
+              if (Number(start) !== offset) {
+                await response.body.dump().catch(() => {});
+                await restart();
+                continue;
               }
-              batch.push(chunk);
-              batched += chunk.length;
-              if (batched >= WRITE_BATCH) await flush();
+            } else if (response.status === 200) {
+              // a whole blob, also when a Range was asked for: it starts at byte 0
+              if (offset > 0) await restart();
+            } else {
+              throw await this.failure(response, ref, endpoint, `blob ${descriptor.digest}`);
             }
-          } finally {
-            await flush();
+            const length = response.headers['content-length'];
+            if (length !== undefined && offset + Number(length) !== descriptor.size) {
+              await response.body.dump().catch(() => {});
+              throw new BlobVerificationError(`${what} failed verification: the registry sends ${offset + Number(length)} bytes, but its descriptor gives ${descriptor.size}`, descriptor.digest);
+            }
+            // Writes are batched (fewer syscalls); hash and offset only advance with what
+            // reached the file, so a resume after a dropped connection starts at the right byte.
+            let batch: Buffer[] = [];
+            let batched = 0;
+            const flush = async () => {
+              if (batched === 0) return;
+              const data = batch.length === 1 ? batch[0]! : Buffer.concat(batch, batched);
+              batch = [];
+              batched = 0;
+              try {
+                await writeFullyAt(handle, data, offset);
+              } catch (error) {
+                if (isNoSpace(error)) throw await noSpaceError(file, `blob ${descriptor.digest} of image ${formatReference(ref)}`, descriptor.size, offset, error);
+                throw error;
+              }
+              hash.update(data);
+              offset += data.length;
+              options.onProgress?.(data.length);
+              await options.onData?.(data);
+            };
+            try {
+              for await (const chunk of response.body as AsyncIterable<Buffer>) {
+                if (offset + batched + chunk.length > descriptor.size) {
+                  response.body.destroy();
+                  throw new BlobVerificationError(`${what} failed verification: got more than the ${descriptor.size} bytes its descriptor gives`, descriptor.digest);
+                }
+                batch.push(chunk);
+                batched += chunk.length;
+                if (batched >= WRITE_BATCH) await flush();
+              }
+            } finally {
+              await flush();
+            }
+            break;
+          } catch (error) {
+            // Registry answers and failures to connect (already retried) end the download;
+            // a connection lost mid-body is resumed.
+            if (signal.aborted || error instanceof TskitError) throw error;
+            if (attempt >= attempts || !isRetryableError(error)) {
+              throw new ConnectionError(`downloading ${what} failed: ${describeError(error)}`, errorCode(error), error);
+            }
+            this.emit({type: 'log', level: 'warn', message: `blob ${descriptor.digest} of ${formatReference(ref)}: ${describeError(error)}; resuming at byte ${offset}`});
+            await abortableSleep(this.transport.retryPolicy.baseDelayMs * 2 ** (attempt - 1) * (0.5 + Math.random() / 2), signal);
           }
-          break;
-        } catch (error) {
-          // Registry answers and failures to connect (already retried) end the download;
-          // a connection lost mid-body is resumed.
-          if (error instanceof TskitError) throw error;
-          if (attempt >= attempts || !isRetryableError(error)) {
-            throw new ConnectionError(
-              `downloading blob ${descriptor.digest} of image ${formatReference(ref)} from ${origin} failed: ${describeError(error)}`,
-              errorCode(error),
-              error,
-            );
-          }
-          this.emit({type: 'log', level: 'warn', message: `blob ${descriptor.digest} of ${formatReference(ref)}: ${describeError(error)}; resuming at byte ${offset}`});
-          await new Promise((resolve) => setTimeout(resolve, this.transport.retryPolicy.baseDelayMs * 2 ** (attempt - 1) * (0.5 + Math.random() / 2)));
         }
+        if (offset !== descriptor.size) {
+          throw new BlobVerificationError(`${what} failed verification: got ${offset} bytes, but its descriptor gives ${descriptor.size}`, descriptor.digest);
+        }
+        const actual = `${algorithm}:${hash.digest('hex')}`;
+        if (actual !== descriptor.digest) {
+          throw new BlobVerificationError(`${what} failed verification: got content with digest ${actual}`, descriptor.digest);
+        }
+        // What the file holds, not only what was hashed: nothing else may have written to it.
+        const stored = (await handle.stat()).size;
+        if (stored !== descriptor.size) {
+          throw new BlobVerificationError(`${what}: ${file} holds ${stored} bytes after the download, not ${descriptor.size}`, descriptor.digest);
+        }
+      } finally {
+        await handle.close();
       }
-      if (offset !== descriptor.size) {
-        throw new BlobVerificationError(
-          `blob ${descriptor.digest} of image ${formatReference(ref)} from ${origin} failed verification: got ${offset} bytes, but its descriptor gives ${descriptor.size}`,
-          descriptor.digest,
-        );
-      }
-      const actual = `${algorithm}:${hash.digest('hex')}`;
-      if (actual !== descriptor.digest) {
-        throw new BlobVerificationError(
-          `blob ${descriptor.digest} of image ${formatReference(ref)} from ${origin} failed verification: got content with digest ${actual}`,
-          descriptor.digest,
-        );
-      }
-    } finally {
-      await handle.close();
-    }
+    });
   }
 
   /** Fetches a small blob (a config) into memory, verified. */
   async getBlobBytes(ref: ImageReference, descriptor: Descriptor, limit = MAX_MANIFEST_BYTES): Promise<Buffer> {
     if (descriptor.size > limit) throw new TskitError(`blob ${descriptor.digest} of ${formatReference(ref)} is ${descriptor.size} bytes, more than the ${limit} expected`);
     const endpoint = this.endpoint(ref);
+    return this.withDeadline(`blob ${descriptor.digest} of image ${formatReference(ref)} from ${describeEndpoint(endpoint)}`, (signal) => this.fetchBlobBytes(ref, endpoint, descriptor, signal));
+  }
+
+  private async fetchBlobBytes(ref: ImageReference, endpoint: Endpoint, descriptor: Descriptor, signal: AbortSignal): Promise<Buffer> {
     const response = await this.call(ref, endpoint, {
       method: 'GET',
       path: `blobs/${descriptor.digest}`,
       scopes: [pullScope(this.repository(endpoint, ref))],
+      signal,
     });
     if (response.status !== 200) throw await this.failure(response, ref, endpoint, `blob ${descriptor.digest}`);
     const bytes = await readLimited(response, descriptor.size, () => `blob ${descriptor.digest} of image ${formatReference(ref)} from ${describeEndpoint(endpoint)}`, true);
@@ -522,6 +551,31 @@ export class RegistryClient {
 
   // ---- plumbing --------------------------------------------------------------------------
 
+  /**
+   * Runs one download under its deadline and the client's abort signal: the signal handed to
+   * `work` aborts when either fires, and the call then throws the reason (a TskitError naming
+   * `what` and the deadline, or the interruption).
+   */
+  private async withDeadline<T>(what: string, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const controller = new AbortController();
+    const timer = setTimeout(
+      () => controller.abort(new TskitError(`${what}: not complete within ${describeDeadline(this.deadlineMs)} (the deadline for one blob or manifest; --timeout changes it)`)),
+      this.deadlineMs,
+    );
+    const interrupt = () => controller.abort(this.signal?.reason);
+    if (this.signal?.aborted) interrupt();
+    else this.signal?.addEventListener('abort', interrupt, {once: true});
+    try {
+      return await work(controller.signal);
+    } catch (error) {
+      if (controller.signal.aborted) throw controller.signal.reason;
+      throw error;
+    } finally {
+      clearTimeout(timer);
+      this.signal?.removeEventListener('abort', interrupt);
+    }
+  }
+
   /** The repository name on the endpoint (a mirror URL's path prefixes it). */
   repository(endpoint: Endpoint, ref: ImageReference): string {
     return endpoint.pathPrefix ? `${endpoint.pathPrefix}/${ref.path}` : ref.path;
@@ -570,6 +624,7 @@ export class RegistryClient {
         ...(options.body !== undefined ? {body: options.body} : {}),
         insecureTls: endpoint.insecureTls,
         ...(options.retry !== undefined ? {retry: options.retry} : {}),
+        ...(options.signal ? {signal: options.signal} : {}),
       });
     const response = await request(sent);
     if (response.status !== 401) return response;
@@ -617,6 +672,12 @@ export class RegistryClient {
         return new RegistryError(`${where} answered HTTP ${response.status} for ${what} of ${name}${suffix} (${redactUrl(response.url)})`, response.status, code);
     }
   }
+}
+
+/** 10m, 3s, 700ms: a deadline as --timeout takes it. */
+function describeDeadline(ms: number): string {
+  if (ms % 60_000 === 0) return `${ms / 60_000}m`;
+  return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
 }
 
 /** Reads a response body into memory, refusing more than `limit` bytes. */

@@ -24,7 +24,12 @@ export interface RetryPolicy {
   maxDelayMs: number;
 }
 
-export const DEFAULT_TIMEOUTS: Timeouts = {connectMs: 15_000, headersMs: 60_000, bodyMs: 60_000};
+export const DEFAULT_TIMEOUTS: Timeouts = {connectMs: 15_000, headersMs: 30_000, bodyMs: 60_000};
+/**
+ * A server that accepted the request and said nothing for headersMs twice is not going to
+ * answer a third time: headers timeouts get this many attempts, not the policy's.
+ */
+const HEADERS_TIMEOUT_ATTEMPTS = 2;
 export const DEFAULT_RETRY: RetryPolicy = {attempts: 5, baseDelayMs: 250, maxDelayMs: 8_000};
 
 export interface TransportOptions {
@@ -50,6 +55,8 @@ export interface HttpRequest {
   retry?: boolean;
   /** Follow redirects (GET and HEAD only). Defaults to true. */
   followRedirects?: boolean;
+  /** Aborts the request, its retries and its body; the call then throws the signal's reason. */
+  signal?: AbortSignal;
 }
 
 export interface HttpResponse {
@@ -106,7 +113,22 @@ export function isRetryableStatus(status: number): boolean {
   return status === 429 || (status >= 500 && status <= 599 && status !== 501 && status !== 505);
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** Waits `ms`, or rejects with the signal's reason as soon as it aborts. */
+export function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> {
+  if (!signal) return new Promise((resolve) => setTimeout(resolve, ms));
+  signal.throwIfAborted();
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal.addEventListener('abort', onAbort, {once: true});
+  });
+}
 
 export class HttpTransport {
   readonly timeouts: Timeouts;
@@ -153,8 +175,10 @@ export class HttpTransport {
       try {
         response = await this.sendFollowingRedirects(req);
       } catch (error) {
-        if (attempt < attempts && isRetryableError(error)) {
-          await this.backoff(req, attempt, attempts, errorCode(error) ?? 'connection error');
+        if (req.signal?.aborted) throw req.signal.reason;
+        const allowed = errorCode(error) === 'UND_ERR_HEADERS_TIMEOUT' ? Math.min(attempts, HEADERS_TIMEOUT_ATTEMPTS) : attempts;
+        if (attempt < allowed && isRetryableError(error)) {
+          await this.backoff(req, attempt, allowed, errorCode(error) ?? 'connection error');
           continue;
         }
         throw new ConnectionError(
@@ -182,7 +206,7 @@ export class HttpTransport {
       level: 'warn',
       message: `${req.method} ${redactUrl(req.url)}: ${why}; retrying in ${(delay / 1000).toFixed(1)}s (attempt ${attempt + 1} of ${attempts})`,
     });
-    await sleep(delay);
+    await abortableSleep(delay, req.signal);
   }
 
   private async sendFollowingRedirects(req: HttpRequest): Promise<HttpResponse> {
@@ -218,6 +242,7 @@ export class HttpTransport {
       headers: req.headers,
       body: body ?? null,
       dispatcher: this.dispatcher(url, req.insecureTls ?? false),
+      ...(req.signal ? {signal: req.signal} : {}),
     });
     const headers: Record<string, string> = {};
     for (const [name, value] of Object.entries(result.headers)) {

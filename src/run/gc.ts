@@ -6,6 +6,7 @@
 //     killed run on another machine, a lost state dir), older than `olderThan`, less anything
 //     a journal of a running tskit holds.
 // Nothing is removed with `dryRun`; what would be is reported the same way.
+import {removeStagedOutputs, STAGED_OUTPUTS} from '../build/staged-files.ts';
 import {TskitError} from '../errors.ts';
 import type {Emit} from '../events.ts';
 import type {Provider, Resource} from '../provider.ts';
@@ -49,6 +50,9 @@ export interface GcReport {
 
 const key = (r: Resource): string => `${r.provider}\0${r.kind}\0${r.id}`;
 
+/** What no provider owns and gc removes itself: the temp files of a build that was killed. */
+const LOCAL: Record<string, (resource: Resource) => Promise<void>> = {[STAGED_OUTPUTS.provider]: removeStagedOutputs};
+
 export async function collectGarbage(options: GcOptions): Promise<GcReport> {
   const load = options.load ?? loadProvider;
   const report: GcReport = {items: [], runsInUse: [], journalsRemoved: [], skipped: []};
@@ -64,8 +68,9 @@ export async function collectGarbage(options: GcOptions): Promise<GcReport> {
       return false;
     }
     try {
-      const provider = await providerFor(resource.provider);
-      await provider.destroy(resource, options.hurry ? {hurry: options.hurry} : {});
+      const local = LOCAL[resource.provider];
+      if (local) await local(resource);
+      else await (await providerFor(resource.provider)).destroy(resource, options.hurry ? {hurry: options.hurry} : {});
       report.items.push({resource, source, outcome: 'removed'});
       options.emit({type: 'resource.destroyed', provider: resource.provider, kind: resource.kind, id: resource.id, ...(resource.runId ? {runId: resource.runId} : {})});
       return true;
@@ -100,6 +105,7 @@ export async function collectGarbage(options: GcOptions): Promise<GcReport> {
 
   for (const name of options.provider ? [options.provider] : providerNames()) {
     if (options.signal?.aborted) break;
+    if (LOCAL[name]) continue; // journalled only
     try {
       const provider = await providerFor(name);
       if (!provider.list) continue;

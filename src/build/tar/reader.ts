@@ -3,16 +3,20 @@
 // security.capability. File contents are handed on as slices of the input chunks.
 import {ByteReader} from '../byte-reader.ts';
 import type {Entry, EntryType} from '../entry.ts';
-import {TskitError} from '../../errors.ts';
+import {printable, TskitError} from '../../errors.ts';
 
 const BLOCK = 512;
+/**
+ * The largest PAX header or GNU long name/link record read (Go's archive/tar, which LinuxKit
+ * and Docker use, refuses the same beyond 1 MiB): such records are held in memory.
+ */
+export const MAX_SPECIAL_RECORD = 1024 * 1024;
 
 /** A tar member as read; `path` and `linkname` are exactly as stored (not normalised). */
 export type TarEntry = Entry;
 
 export async function* readTar(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, what: string): AsyncGenerator<TarEntry> {
   const reader = new ByteReader(source);
-  let globalPax: Map<string, Buffer> = new Map();
   let pax: Map<string, Buffer> | undefined;
   let longName: string | undefined;
   let longLink: string | undefined;
@@ -22,7 +26,9 @@ export async function* readTar(source: AsyncIterable<Uint8Array> | Iterable<Uint
     const header = await reader.readExact(BLOCK, what);
     if (header === null) return; // no end-of-archive blocks: tolerated, as GNU tar does
     if (isZeroBlock(header)) {
-      // End of archive: a second zero block normally follows; whatever comes after is padding.
+      // End of archive: a second zero block normally follows; whatever comes after is
+      // padding, read to the end so the source can check what it was (a digest, a diff_id).
+      await reader.drain();
       return;
     }
     verifyChecksum(header, what, headerOffset);
@@ -31,11 +37,18 @@ export async function* readTar(source: AsyncIterable<Uint8Array> | Iterable<Uint
     const size = readNumber(header, 124, 12, what, headerOffset, 'size');
     const padded = Math.ceil(size / BLOCK) * BLOCK;
 
-    if (typeflag === 'x' || typeflag === 'g') {
-      const body = await readBody(reader, size, padded, what);
-      const records = parsePax(body, what, headerOffset);
-      if (typeflag === 'g') globalPax = new Map([...globalPax, ...records]);
-      else pax = records;
+    if ((typeflag === 'x' || typeflag === 'g' || typeflag === 'L' || typeflag === 'K') && size > MAX_SPECIAL_RECORD) {
+      const kind = typeflag === 'L' || typeflag === 'K' ? `GNU long ${typeflag === 'L' ? 'name' : 'link'}` : 'PAX header';
+      throw new TskitError(`${what}: the ${kind} at byte ${headerOffset} is ${size} bytes, more than the ${MAX_SPECIAL_RECORD} tskit reads (as Go's archive/tar)`);
+    }
+    if (typeflag === 'g') {
+      // A global header's records are not applied to the members after it, as in Go's
+      // archive/tar (what Docker and LinuxKit read layers with): checked, then skipped.
+      parsePax(await readBody(reader, size, padded, what), what, headerOffset);
+      continue;
+    }
+    if (typeflag === 'x') {
+      pax = parsePax(await readBody(reader, size, padded, what), what, headerOffset);
       continue;
     }
     if (typeflag === 'L' || typeflag === 'K') {
@@ -51,7 +64,7 @@ export async function* readTar(source: AsyncIterable<Uint8Array> | Iterable<Uint
       continue;
     }
 
-    const records = new Map([...globalPax, ...(pax ?? [])]);
+    const records = pax ?? new Map<string, Buffer>();
     pax = undefined;
 
     const isUstar = header.subarray(257, 263).toString('latin1') === 'ustar\0';
@@ -89,7 +102,7 @@ export async function* readTar(source: AsyncIterable<Uint8Array> | Iterable<Uint
     if (xattrs) entry.xattrs = xattrs;
 
     if (type === 'file' && contentSize > 0) {
-      const body = new BodyWindow(reader, contentSize, `${what}: ${path}`);
+      const body = new BodyWindow(reader, contentSize, `${what}: ${printable(path)}`);
       entry.content = body;
       yield entry;
       await body.finish();

@@ -1,8 +1,9 @@
 import {Args, Flags} from '@oclif/core';
 import {ImageCache} from '../../oci/cache.ts';
-import {ARCH_DESCRIPTION, cacheDirFlags, cacheDirFromFlags, jsonFlags, platformsFromArchFlags, registryFlags, registryOptionsFromFlags} from '../../cli/image-flags.ts';
+import {ARCH_DESCRIPTION, cacheDirFlags, cacheDirFromFlags, jsonFlags, platformsFromArchFlags, downloadFlags, registryFlags, registryOptionsFromFlags} from '../../cli/image-flags.ts';
 import {createProgressRenderer} from '../../cli/progress-render.ts';
 import {TskitCommand} from '../../cli/command.ts';
+import {interruptible} from '../../cli/interrupt.ts';
 import {formatPlatform} from '../../oci/platform.ts';
 import {layerIndexDeriver} from '../../build/layer-index.ts';
 
@@ -15,6 +16,7 @@ export default class CachePull extends TskitCommand {
   static override flags = {
     ...cacheDirFlags,
     ...registryFlags,
+    ...downloadFlags,
     ...jsonFlags,
     arch: Flags.string({multiple: true, multipleNonGreedy: true, description: `${ARCH_DESCRIPTION}. Repeatable; default: this machine's`, helpValue: 'ARCH'}),
   };
@@ -23,15 +25,19 @@ export default class CachePull extends TskitCommand {
     const {flags, argv} = await this.parse(CachePull);
     const render = createProgressRenderer(flags.json);
     const registry = await registryOptionsFromFlags(flags, render.emit);
-    const cache = new ImageCache({dir: cacheDirFromFlags(flags), emit: render.emit, registry, pull: true, derivers: [layerIndexDeriver]});
+    const interruption = new AbortController(); // Ctrl-C stops the downloads; what they wrote goes
+    const cache = new ImageCache({dir: cacheDirFromFlags(flags), emit: render.emit, registry: {...registry, signal: interruption.signal}, pull: true, derivers: [layerIndexDeriver]});
     try {
-      const pulled = [];
-      for (const ref of argv as string[]) {
-        for (const platform of platformsFromArchFlags(flags.arch)) {
-          const image = await cache.resolve(ref, platform);
-          pulled.push({ref: image.ref, platform: formatPlatform(platform), digest: image.digest, ...(image.indexDigest ? {indexDigest: image.indexDigest} : {})});
+      const pulled = await interruptible(async () => {
+        const images = [];
+        for (const ref of argv as string[]) {
+          for (const platform of platformsFromArchFlags(flags.arch)) {
+            const image = await cache.resolve(ref, platform);
+            images.push({ref: image.ref, platform: formatPlatform(platform), digest: image.digest, ...(image.indexDigest ? {indexDigest: image.indexDigest} : {})});
+          }
         }
-      }
+        return images;
+      }, interruption);
       render.result({images: pulled}, () => '');
     } finally {
       await cache.close();

@@ -31,7 +31,7 @@ describe('alias expansion', () => {
     expect(text.length).toBeLessThan(800);
     const started = performance.now();
     const {root, problems} = parseYamlTree(text);
-    expect(performance.now() - started).toBeLessThan(500); // 118 s and a V8 crash before
+    expect(performance.now() - started).toBeLessThan(5_000); // 118 s and a V8 crash before (a loaded 2-core machine took 0.6 s)
     expect(root).toBeUndefined();
     expect(problems).toHaveLength(1);
     expect(problems[0]!.message).toMatch(/expands aliases too much .* yaml\.v3, which LinuxKit uses, refuses it too/);
@@ -58,7 +58,7 @@ describe('size and depth', () => {
     const text = `a: [${'x,'.repeat(4_000_000)}x]\n`; // 8 MB: a minute and 4 GB in the parser
     const started = performance.now();
     const {problems} = parseYamlTree(text);
-    expect(performance.now() - started).toBeLessThan(2_000);
+    expect(performance.now() - started).toBeLessThan(15_000);
     expect(problems).toEqual([{pos: {line: 1, col: 2 * MAX_YAML_NODES + 1}, message: expect.stringMatching(/more than 50000 YAML nodes/)}]);
   });
 

@@ -33,6 +33,8 @@ export interface AssembleOptions {
   where?(path: Array<string | number>): string;
   /** How many images to resolve at once. */
   concurrency?: number;
+  /** --decompress-kernel: boot/kernel decompressed. */
+  decompressKernel?: boolean;
 }
 
 /**
@@ -115,7 +117,7 @@ async function* parts(config: MobyConfig, images: ResolvedImages, options: Assem
   if (config.kernel && images.kernel) {
     const kernel = await images.kernel;
     const pax = {'LINUXKIT.source': kernel.ref, 'LINUXKIT.location': 'kernel'};
-    for await (const entry of kernelEntries(source, kernel, config.kernel, mtime)) yield {...entry, pax};
+    for await (const entry of kernelEntries(source, kernel, config.kernel, mtime, {decompress: options.decompressKernel ?? false})) yield {...entry, pax};
   }
 
   // Init images form the root filesystem together, later ones over earlier ones.

@@ -11,11 +11,12 @@ import {StagedFiles} from './staged-files.ts';
 import {DEFAULT_BOOTLOADER_IMAGE, loadBootloaderFiles} from './bootloader.ts';
 import {checkDiskOptions, DiskOutputs, isDiskFormat, type DiskFormat} from './disk-outputs.ts';
 import type {BootloaderFiles} from '../formats/bootloader.ts';
+import {isRootfsFormat, writeRootfsFormat, type RootfsFormat} from './rootfs-outputs.ts';
 import type {BootMode} from '../formats/layout.ts';
 
 export interface BuildRequest {
   config: MobyConfig;
-  formats: Array<BuildFormat | DiskFormat>;
+  formats: Array<BuildFormat | DiskFormat | RootfsFormat>;
   target: OutputTarget;
   /** For bootable formats (raw-efi, iso-bios, vhd...): --boot, --size, --data-size, --bootloader-image. */
   disk?: {boot?: BootMode; size?: number; dataSize?: number; bootloaderImage?: string};
@@ -31,6 +32,8 @@ export interface BuildRequest {
   metadata(format: string): string;
   /** Names a YAML location in errors. */
   where?(path: Array<string | number>): string;
+  /** --decompress-kernel: write the kernel decompressed, as LinuxKit's flag does. */
+  decompressKernel?: boolean;
 }
 
 export async function build(request: BuildRequest): Promise<Artifact[]> {
@@ -68,9 +71,16 @@ export async function build(request: BuildRequest): Promise<Artifact[]> {
         emit: request.emit,
         metadata: request.metadata,
         ...(request.where ? {where: request.where} : {}),
+        ...(request.decompressKernel ? {decompressKernel: true} : {}),
       });
       const ctx = {staged, emit: request.emit, ...(request.signal ? {signal: request.signal} : {})};
-      artifacts.push(...(isDiskFormat(format) ? await disks!.write(format, entries, request.target, ctx) : await writeFormat(format, entries, request.target, ctx)));
+      artifacts.push(
+        ...(isDiskFormat(format)
+          ? await disks!.write(format, entries, request.target, ctx)
+          : isRootfsFormat(format)
+            ? await writeRootfsFormat(format, entries, request.target, {...ctx, mtime})
+            : await writeFormat(format, entries, request.target, ctx)),
+      );
       request.signal?.throwIfAborted();
     }
     await allResolved(images);

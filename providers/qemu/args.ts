@@ -29,6 +29,8 @@ export interface QemuPlan {
   fwCfg?: readonly {name: string; file: string}[];
   /** A read-only NoCloud `cidata` volume, attached as a virtio disk (found by its label). */
   seedImage?: string;
+  /** LinuxKit's metadata ISO (--data): a CD on virtio-scsi, /dev/sr0 in the guest. */
+  dataIso?: string;
 }
 
 /** qemu's option syntax: a comma inside a value is written twice. */
@@ -74,7 +76,10 @@ export function qemuArgs(plan: QemuPlan): string[] {
   if (plan.firmware) args.push('-bios', plan.firmware);
   const image = plan.image;
   if (image.kind === 'kernel+initrd') {
-    args.push('-kernel', image.kernel, '-initrd', image.initrd, '-append', kernelCmdline(image, plan.extraCmdline));
+    args.push('-kernel', image.kernel, ...(image.initrd ? ['-initrd', image.initrd] : []), '-append', kernelCmdline(image, plan.extraCmdline));
+    // the root filesystem image as LinuxKit attaches it (the first IDE/AHCI disk: /dev/sda);
+    // snapshot=on: the guest may write, the file (shared by a cluster's VMs) never changes
+    if (image.rootDisk) args.push('-drive', `file=${optionValue(image.rootDisk)},format=raw,index=0,media=disk,snapshot=on`);
   } else if (image.media === 'cdrom') {
     args.push('-drive', `if=none,id=boot,media=cdrom,readonly=on,format=raw,file=${optionValue(image.path)}`, '-device', 'ide-cd,drive=boot,bootindex=0');
   } else {
@@ -85,6 +90,9 @@ export function qemuArgs(plan: QemuPlan): string[] {
   }
   if (plan.seedImage) {
     args.push('-drive', `if=none,id=seed,format=raw,readonly=on,file=${optionValue(plan.seedImage)}`, '-device', 'virtio-blk-pci,drive=seed');
+  }
+  if (plan.dataIso) {
+    args.push('-device', 'virtio-scsi-pci,id=datascsi', '-drive', `if=none,id=data,media=cdrom,readonly=on,format=raw,file=${optionValue(plan.dataIso)}`, '-device', 'scsi-cd,drive=data,bus=datascsi.0');
   }
   if (plan.networking === 'user') {
     const forwards = plan.publish.map((p) => `,hostfwd=${p.protocol}:${p.hostAddress}:${p.hostPort}-:${p.guestPort}`).join('');

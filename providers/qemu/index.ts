@@ -18,6 +18,7 @@ import {clusterAddress, clusterMac, cmdlineWords, MAX_CLUSTER_SIZE, NAT_MAC, CLU
 import {defaultCpuModel, kernelCmdline, qemuArgs, type QemuPlan} from './args.ts';
 import {prepareDisks} from './disks.ts';
 import {writeSeedVolume} from './seed-volume.ts';
+import {writeDataIso} from './data-iso.ts';
 import {findOvmf, ovmfAdvice} from './firmware.ts';
 import {bootableFormats, resolveImage} from './image.ts';
 import {probeKvm} from './kvm-probe.ts';
@@ -122,6 +123,7 @@ export class QemuProvider implements Provider<unknown, QemuRunOptions> {
       const disks = await prepareDisks(options.disks ?? [], tempDir, options.qemuImgBinary ?? 'qemu-img', emit);
       const name = context?.name ?? image.name;
       const guest = await this.prepareGuest(name, tempDir, image.kind === 'kernel+initrd', options, emit, context);
+      const dataIso = options.data ? await writeDataIso(options.data, tempDir) : undefined;
       const plan: QemuPlan = {
         id,
         image,
@@ -136,6 +138,7 @@ export class QemuProvider implements Provider<unknown, QemuRunOptions> {
         networking: options.networking ?? 'user',
         publish: options.publish ?? [],
         ...guest.plan,
+        ...(dataIso ? {dataIso} : {}),
       };
       signal.throwIfAborted();
       entry.vm = await QemuProcess.start({binary: qemu, args: qemuArgs(plan), emit, signal, consoleDir: tempDir});

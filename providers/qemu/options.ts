@@ -50,6 +50,8 @@ export interface QemuRunOptions {
   stateDir?: string;
   /** Grace period for a clean stop before SIGTERM, then SIGKILL (default 3000 ms). */
   stopGraceMs?: number;
+  /** LinuxKit's --data/--data-file: metadata handed to the guest as a CD holding /config. */
+  data?: {text: string} | {file: string};
 }
 
 /** `file=PATH,size=SIZE,format=FMT` in any order (a bare PATH is file=PATH). */
@@ -106,6 +108,8 @@ export interface QemuOptionWords {
   cmdline?: string;
   networking?: string;
   format?: string;
+  data?: string;
+  'data-file'?: string;
 }
 
 /** The one translation of those words into QemuRunOptions (TskitError naming the word when one is wrong). */
@@ -114,6 +118,7 @@ export function qemuRunOptions(words: QemuOptionWords, prefix = '--'): QemuRunOp
   if (!['auto', 'kvm', 'tcg'].includes(accel)) throw new TskitError(`${prefix}accel: expected auto, kvm or tcg, not "${accel}"`, {exitCode: 2});
   const networking = words.networking;
   if (networking !== undefined && networking !== 'user' && networking !== 'none') throw new TskitError(`${prefix}networking: expected user or none, not "${networking}"`, {exitCode: 2});
+  if (words.data !== undefined && words['data-file'] !== undefined) throw new TskitError(`${prefix}data and ${prefix}data-file cannot both be given`, {exitCode: 2});
   if (words.cpus !== undefined && (!Number.isInteger(words.cpus) || words.cpus < 1)) throw new TskitError(`${prefix}cpus: expected a whole number of at least 1, not ${words.cpus}`, {exitCode: 2});
   return {
     accel: accel as Accel,
@@ -127,6 +132,7 @@ export function qemuRunOptions(words: QemuOptionWords, prefix = '--'): QemuRunOp
     ...(words.cmdline ? {cmdline: words.cmdline} : {}),
     ...(networking ? {networking} : {}),
     ...(words.format ? {format: words.format} : {}),
+    ...(words.data !== undefined ? {data: {text: words.data}} : words['data-file'] !== undefined ? {data: {file: words['data-file']}} : {}),
   };
 }
 

@@ -39,7 +39,9 @@ With --count N, N VMs boot together as a cluster: each console is prefixed with 
     cmdline: Flags.string({description: "text appended to a kernel+initrd image's kernel command line"}),
     publish: Flags.string({char: 'p', description: 'forward a host port to the guest: [ADDRESS:]HOST:GUEST[/tcp|/udp]', multiple: true, multipleNonGreedy: true}),
     networking: Flags.string({description: 'guest network: user (NAT, default) or none', options: ['user', 'none']}),
-    format: Flags.string({description: 'the image format when the file does not say (raw-efi, iso-efi, qcow2-bios, ...)'}),
+    format: Flags.string({description: 'the image format when the file does not say (raw-efi, iso-efi, qcow2-bios, kernel+squashfs, ...)'}),
+    data: Flags.string({description: 'metadata for the guest, as LinuxKit: a CD holding /config (LinuxKit\'s metadata ISO)', exclusive: ['data-file']}),
+    'data-file': Flags.string({description: 'as --data, from a file'}),
     verbose: Flags.boolean({char: 'v', description: 'also report the qemu command line, accelerator choice and lifecycle on stderr'}),
   };
 
@@ -67,6 +69,8 @@ With --count N, N VMs boot together as a cluster: each console is prefixed with 
             cmdline: flags.cmdline,
             networking: flags.networking,
             format: flags.format,
+            data: flags.data,
+            'data-file': flags['data-file'],
           });
           const conflict = clusterConflict(options, cluster.count);
           if (conflict) throw new TskitError(conflict, {exitCode: 2});

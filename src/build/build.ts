@@ -12,6 +12,7 @@ import {DEFAULT_BOOTLOADER_IMAGE, loadBootloaderFiles} from './bootloader.ts';
 import {checkDiskOptions, DiskOutputs, isDiskFormat, type DiskFormat} from './disk-outputs.ts';
 import type {BootloaderFiles} from '../formats/bootloader.ts';
 import {isRootfsFormat, writeRootfsFormat, type RootfsFormat} from './rootfs-outputs.ts';
+import {planReuse, type ReusePlan} from './input-tar.ts';
 import type {BootMode} from '../formats/layout.ts';
 
 export interface BuildRequest {
@@ -34,14 +35,22 @@ export interface BuildRequest {
   where?(path: Array<string | number>): string;
   /** --decompress-kernel: write the kernel decompressed, as LinuxKit's flag does. */
   decompressKernel?: boolean;
+  /** --input-tar: a previous build's tar, whose unchanged parts are reused (input-tar.ts). */
+  inputTar?: string;
 }
 
 export async function build(request: BuildRequest): Promise<Artifact[]> {
   const mtime = generatedMtime();
   const diskFormats = request.formats.filter(isDiskFormat);
   if (diskFormats.length > 0) checkDiskOptions(diskFormats, request.disk ?? {});
+  let reuse: ReusePlan | undefined;
+  if (request.inputTar) {
+    const planned = await planReuse(request.inputTar, request.config, request.decompressKernel ?? false);
+    request.emit({type: 'log', level: 'info', message: planned.note});
+    reuse = planned.plan;
+  }
   // Pulls start now and run while assembly works on what has arrived.
-  const images = resolveImages(request.config, {source: request.source, platform: request.platform, ...(request.layouts ? {layouts: request.layouts} : {})});
+  const images = resolveImages(request.config, {source: request.source, platform: request.platform, ...(request.layouts ? {layouts: request.layouts} : {}), ...(reuse ? {skip: reuse.parts} : {})});
   // The bootloader image resolves with the others, so a missing one fails before anything is written.
   const bootloaderRef = request.disk?.bootloaderImage ?? request.config.bootloader?.image ?? DEFAULT_BOOTLOADER_IMAGE;
   const bootloaderImage = diskFormats.length > 0 ? await request.source.resolve(bootloaderRef, request.platform) : undefined;
@@ -62,7 +71,9 @@ export async function build(request: BuildRequest): Promise<Artifact[]> {
   try {
     // Each format reads the layers again from the cache: cheaper than holding anything.
     for (const format of request.formats) {
+      const reader = reuse?.open();
       const entries = assemble(request.config, images, {
+        ...(reader ? {reuse: reader} : {}),
         source: request.source,
         ...(request.layouts ? {layouts: request.layouts} : {}),
         platform: request.platform,
@@ -81,6 +92,7 @@ export async function build(request: BuildRequest): Promise<Artifact[]> {
             ? await writeRootfsFormat(format, entries, request.target, {...ctx, mtime})
             : await writeFormat(format, entries, request.target, ctx)),
       );
+      await reader?.close();
       request.signal?.throwIfAborted();
     }
     await allResolved(images);

@@ -60,6 +60,7 @@ bootable: raw-efi (NAME-efi.img), raw-bios (NAME-bios.img), iso-efi (NAME-efi.is
     dir: Flags.string({description: 'directory for the outputs', default: '.'}),
     output: Flags.string({char: 'o', description: 'write the single output to this file (- for stdout; tar only)'}),
     arch: archFlag,
+    'input-tar': Flags.string({description: 'a tar from a previous build of this configuration (with a files: metadata: entry): parts that did not change are taken from it, not pulled and assembled again, as LinuxKit\'s flag', exclusive: ['pull']}),
     'decompress-kernel': Flags.boolean({description: 'write the kernel decompressed (a gzip\'d kernel, or the payload of a bzImage compressed with gzip, lz4 or zstd), as LinuxKit\'s flag'}),
     'dry-run': Flags.boolean({description: 'print the merged configuration (as LinuxKit\'s metadata: yaml) and stop'}),
     ...pullFlags,
@@ -75,6 +76,7 @@ bootable: raw-efi (NAME-efi.img), raw-bios (NAME-bios.img), iso-efi (NAME-efi.is
     if (flags.output && (formats.length !== 1 || (flags.output === '-' && formats[0] !== 'tar'))) {
       throw new TskitError('--output takes exactly one format, and - (stdout) only with --format tar');
     }
+    if (flags['input-tar'] && flags.output && resolve(flags['input-tar']) === resolve(flags.output)) throw new TskitError('--input-tar and --output cannot be the same file');
     const render = createProgressRenderer(flags.json, flags.output === '-' ? process.stderr : process.stdout);
 
     const loaded = await loadConfig(files);
@@ -94,6 +96,7 @@ bootable: raw-efi (NAME-efi.img), raw-bios (NAME-bios.img), iso-efi (NAME-efi.is
         config: loaded.config,
         formats,
         ...(flags['decompress-kernel'] ? {decompressKernel: true} : {}),
+        ...(flags['input-tar'] ? {inputTar: resolve(flags['input-tar'])} : {}),
         disk: {
           ...(flags.boot ? {boot: flags.boot as BootMode} : {}),
           ...(flags.size ? {size: parseSize(flags.size, '--size')} : {}),

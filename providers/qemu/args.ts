@@ -2,7 +2,7 @@
 // accelerator, firmware, disks, network) so it can be read and tested on its own.
 import type {BootImage} from './image.ts';
 import type {PreparedDisk} from './disks.ts';
-import type {PortForward} from './options.ts';
+import type {Networking, PortForward} from './options.ts';
 
 export interface QemuPlan {
   /** Also the temp dir's name and qemu's -name, so `destroy` and `list` can find both. */
@@ -19,7 +19,9 @@ export interface QemuPlan {
   /** Appended to the image's kernel command line. */
   extraCmdline?: string;
   disks: readonly PreparedDisk[];
-  networking: 'none' | 'user';
+  networking: Networking;
+  /** The NIC's MAC on a tap or bridge (distinct per guest). */
+  hostNicMac?: string;
   publish: readonly PortForward[];
   /** The user-mode NIC's MAC (qemu's default when absent). */
   natMac?: string;
@@ -98,6 +100,11 @@ export function qemuArgs(plan: QemuPlan): string[] {
     const forwards = plan.publish.map((p) => `,hostfwd=${p.protocol}:${p.hostAddress}:${p.hostPort}-:${p.guestPort}`).join('');
     // romfile= (empty): no iPXE option ROM; tskit never network-boots.
     args.push('-netdev', `user,id=net0${forwards}`, '-device', `virtio-net-pci,netdev=net0,romfile=${plan.natMac ? `,mac=${plan.natMac}` : ''}`);
+  }
+  if (typeof plan.networking === 'object') {
+    const {mode, name} = plan.networking;
+    const netdev = mode === 'tap' ? `tap,id=net0,ifname=${name},script=no,downscript=no` : `bridge,id=net0,br=${name}`;
+    args.push('-netdev', netdev, '-device', `virtio-net-pci,netdev=net0,romfile=${plan.hostNicMac ? `,mac=${plan.hostNicMac}` : ''}`);
   }
   // After the NAT NIC, so it is the second interface (eth1) when both are there.
   if (plan.clusterNic) {

@@ -19,6 +19,7 @@ import {defaultCpuModel, kernelCmdline, qemuArgs, type QemuPlan} from './args.ts
 import {prepareDisks} from './disks.ts';
 import {writeSeedVolume} from './seed-volume.ts';
 import {writeDataIso} from './data-iso.ts';
+import {hostNicProblem, instanceMac} from './host-network.ts';
 import {findOvmf, ovmfAdvice} from './firmware.ts';
 import {bootableFormats, resolveImage} from './image.ts';
 import {probeKvm} from './kvm-probe.ts';
@@ -80,6 +81,10 @@ export class QemuProvider implements Provider<unknown, QemuRunOptions> {
     if ((options.publish ?? []).length > 0 && options.networking === 'none') {
       throw new TskitError('qemu: --publish needs networking; drop --networking none', {exitCode: 2});
     }
+    if (typeof options.networking === 'object') {
+      const problem = await hostNicProblem(options.networking);
+      if (problem) throw new TskitError(`qemu: ${problem}`, {exitCode: 125});
+    }
   }
 
   /**
@@ -136,6 +141,7 @@ export class QemuProvider implements Provider<unknown, QemuRunOptions> {
         ...(options.cmdline || guest.cmdline ? {extraCmdline: [options.cmdline, guest.cmdline].filter(Boolean).join(' ')} : {}),
         disks,
         networking: options.networking ?? 'user',
+        ...(typeof options.networking === 'object' ? {hostNicMac: instanceMac(id)} : {}),
         publish: options.publish ?? [],
         ...guest.plan,
         ...(dataIso ? {dataIso} : {}),

@@ -38,7 +38,7 @@ const builtIn: ProviderEntry[] = [
         uefi: {type: 'boolean'},
         firmware: str,
         cmdline: str,
-        networking: {type: 'enum', values: ['user', 'none']},
+        networking: str,
         format: str,
       },
     },

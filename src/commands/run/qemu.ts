@@ -38,7 +38,7 @@ With --count N, N VMs boot together as a cluster: each console is prefixed with 
     firmware: Flags.string({description: 'UEFI firmware file (default: OVMF.fd from the usual places)'}),
     cmdline: Flags.string({description: "text appended to a kernel+initrd image's kernel command line"}),
     publish: Flags.string({char: 'p', description: 'forward a host port to the guest: [ADDRESS:]HOST:GUEST[/tcp|/udp]', multiple: true, multipleNonGreedy: true}),
-    networking: Flags.string({description: 'guest network: user (NAT, default) or none', options: ['user', 'none']}),
+    networking: Flags.string({description: 'guest network: user (NAT, default), none, tap,NAME (an existing tap device) or bridge,NAME (an existing bridge, through qemu-bridge-helper), as LinuxKit'}),
     format: Flags.string({description: 'the image format when the file does not say (raw-efi, iso-efi, qcow2-bios, kernel+squashfs, ...)'}),
     data: Flags.string({description: 'metadata for the guest, as LinuxKit: a CD holding /config (LinuxKit\'s metadata ISO)', exclusive: ['data-file']}),
     'data-file': Flags.string({description: 'as --data, from a file'}),

@@ -12,6 +12,9 @@ packages=(
   libxml2-utils                                       # xmllint: JUnit reports checked against an XML Schema
   dosfstools mtools fdisk gdisk genisoimage xorriso   # disk layout peers (fsck.fat, mdir, sfdisk, sgdisk, isoinfo); fixture boot loaders
   python3-pip                                         # the AWS peer, moto, comes from PyPI
+  squashfs-tools erofs-utils                          # independent readers of kernel+squashfs / kernel+erofs (unsquashfs, fsck.erofs)
+  gcc make flex bison bc libelf-dev binutils          # the fixture kernel with built-in root drivers (test/fixtures/kernel), readelf
+  iproute2 util-linux                                 # --networking tap/bridge tests in their own namespaces (ip, unshare)
 )
 missing=()
 for p in "${packages[@]}"; do

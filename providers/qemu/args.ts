@@ -14,6 +14,8 @@ export interface QemuPlan {
   cpus: number;
   memMiB: number;
   machine: string;
+  /** false on arm64's virt (no IDE): CDs and the kernel+squashfs root go on virtio-scsi. */
+  ide?: boolean;
   /** OVMF.fd when booting UEFI. */
   firmware?: string;
   /** Appended to the image's kernel command line. */
@@ -81,9 +83,13 @@ export function qemuArgs(plan: QemuPlan): string[] {
     args.push('-kernel', image.kernel, ...(image.initrd ? ['-initrd', image.initrd] : []), '-append', kernelCmdline(image, plan.extraCmdline));
     // the root filesystem image as LinuxKit attaches it (the first IDE/AHCI disk: /dev/sda);
     // snapshot=on: the guest may write, the file (shared by a cluster's VMs) never changes
-    if (image.rootDisk) args.push('-drive', `file=${optionValue(image.rootDisk)},format=raw,index=0,media=disk,snapshot=on`);
+    if (image.rootDisk && plan.ide !== false) args.push('-drive', `file=${optionValue(image.rootDisk)},format=raw,index=0,media=disk,snapshot=on`);
+    // no IDE (arm64 virt): the first SCSI disk is /dev/sda too
+    else if (image.rootDisk) args.push('-device', 'virtio-scsi-pci,id=rootscsi', '-drive', `if=none,id=root,format=raw,snapshot=on,file=${optionValue(image.rootDisk)}`, '-device', 'scsi-hd,drive=root,bus=rootscsi.0');
   } else if (image.media === 'cdrom') {
-    args.push('-drive', `if=none,id=boot,media=cdrom,readonly=on,format=raw,file=${optionValue(image.path)}`, '-device', 'ide-cd,drive=boot,bootindex=0');
+    args.push('-drive', `if=none,id=boot,media=cdrom,readonly=on,format=raw,file=${optionValue(image.path)}`);
+    if (plan.ide === false) args.push('-device', 'virtio-scsi-pci,id=bootscsi', '-device', 'scsi-cd,drive=boot,bus=bootscsi.0,bootindex=0');
+    else args.push('-device', 'ide-cd,drive=boot,bootindex=0');
   } else {
     args.push('-drive', `if=none,id=boot,format=${image.format},file=${optionValue(image.path)}`, '-device', 'virtio-blk-pci,drive=boot,bootindex=0');
   }

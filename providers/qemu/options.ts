@@ -3,6 +3,7 @@
 import {TskitError} from '../../src/errors.ts';
 import {parseSize, parseSizeMiB} from '../../src/run/size.ts';
 import {parseHostNic, type HostNic} from './host-network.ts';
+import {ARCH_NAMES, type GuestArch} from './arch.ts';
 
 export type Accel = 'auto' | 'kvm' | 'tcg';
 /** user (NAT), none, or LinuxKit's tap,NAME / bridge,NAME (host-network.ts). */
@@ -52,6 +53,8 @@ export interface QemuRunOptions {
   stateDir?: string;
   /** Grace period for a clean stop before SIGTERM, then SIGKILL (default 3000 ms). */
   stopGraceMs?: number;
+  /** The guest's architecture (default: the host's); arm64 runs qemu-system-aarch64 (arch.ts). */
+  arch?: GuestArch;
   /** LinuxKit's --data/--data-file: metadata handed to the guest as a CD holding /config. */
   data?: {text: string} | {file: string};
 }
@@ -112,6 +115,7 @@ export interface QemuOptionWords {
   format?: string;
   data?: string;
   'data-file'?: string;
+  arch?: string;
 }
 
 /** The one translation of those words into QemuRunOptions (TskitError naming the word when one is wrong). */
@@ -122,6 +126,8 @@ export function qemuRunOptions(words: QemuOptionWords, prefix = '--'): QemuRunOp
   const networking: Networking | undefined = word === undefined || word === 'user' || word === 'none' ? word : parseHostNic(word);
   if (word !== undefined && networking === undefined) throw new TskitError(`${prefix}networking: expected user, none, tap,NAME or bridge,NAME, not "${word}"`, {exitCode: 2});
   if (typeof networking === 'object' && (words.publish ?? []).length > 0) throw new TskitError(`${prefix}publish forwards ports of user networking; it does not apply to ${networking.mode},${networking.name}`, {exitCode: 2});
+  const arch = words.arch === undefined ? undefined : ARCH_NAMES[words.arch];
+  if (words.arch !== undefined && !arch) throw new TskitError(`${prefix}arch: expected amd64 (x86_64) or arm64 (aarch64), not "${words.arch}"`, {exitCode: 2});
   if (words.data !== undefined && words['data-file'] !== undefined) throw new TskitError(`${prefix}data and ${prefix}data-file cannot both be given`, {exitCode: 2});
   if (words.cpus !== undefined && (!Number.isInteger(words.cpus) || words.cpus < 1)) throw new TskitError(`${prefix}cpus: expected a whole number of at least 1, not ${words.cpus}`, {exitCode: 2});
   return {
@@ -136,6 +142,7 @@ export function qemuRunOptions(words: QemuOptionWords, prefix = '--'): QemuRunOp
     ...(words.cmdline ? {cmdline: words.cmdline} : {}),
     ...(networking ? {networking} : {}),
     ...(words.format ? {format: words.format} : {}),
+    ...(arch ? {arch} : {}),
     ...(words.data !== undefined ? {data: {text: words.data}} : words['data-file'] !== undefined ? {data: {file: words['data-file']}} : {}),
   };
 }

@@ -18,7 +18,7 @@ const build = (args: string[]) => tskit(['build', ...args.slice(0, -1), '--mirro
 
 async function boot(args: string[], marker = 'HELLO-OK', timeout = '150s') {
   const started = Date.now();
-  const run = await tskit(['run', 'qemu', '--wait-for', marker, '--timeout', timeout, ...args], {timeout: 240_000});
+  const run = await tskit(['run', 'qemu', '--wait-for', marker, '--timeout', timeout, ...args], {timeout: (parseInt(timeout, 10) + 60) * 1000});
   const seconds = (Date.now() - started) / 1000;
   expect(run.code, `${run.stderr}\n${run.stdout.slice(-3000)}`).toBe(0);
   console.info(`[lk-boot] ${args.join(' ')}: ${marker} after ${seconds.toFixed(1)} s`);
@@ -47,7 +47,7 @@ describe('kernel+squashfs and kernel+erofs', () => {
       expect(run.stdout).toMatch(new RegExp(`VFS: Mounted root \\(${type} filesystem\\) readonly`));
       expect(run.stdout).toMatch(/tskit-init: starting \(root on (squashfs|erofs)\)/);
     }
-  });
+  }, 600_000);
 });
 
 describe('iso-efi-initrd', () => {
@@ -56,7 +56,7 @@ describe('iso-efi-initrd', () => {
     expect(built.code, built.stderr).toBe(0);
     const run = await boot([join(work, 'hello-efi-initrd.iso')], 'HELLO-OK', '180s');
     expect(run.stderr).toMatch(/UEFI/);
-  });
+  }, 400_000);
 });
 
 describe('run qemu --data / --data-file', () => {
@@ -84,5 +84,19 @@ describe('run qemu --data / --data-file', () => {
     await boot(['--data-file', join(work, 'data.json'), join(work, 'data')], `metadata: \\{"from":"file-${process.pid}"\\}`);
     const both = await tskit(['run', 'qemu', '--data', 'x', '--data-file', join(work, 'data.json'), join(work, 'data')]);
     expect(both.code).toBe(2);
-  });
+  }, 600_000);
+});
+
+describe('run qemu --arch arm64', () => {
+  it('builds the arm64 fixtures with --arch arm64 and boots them in qemu-system-aarch64 (virt, TCG)', async () => {
+    const dir = join(work, 'arm64');
+    const built = await build(['--arch', 'arm64', '--dir', dir, join(ROOT, 'test/fixtures/yml/hello-arm64.yml')]);
+    expect(built.code, built.stderr).toBe(0);
+    const kernel = await readFile(join(dir, 'hello-arm64-kernel'));
+    expect(kernel.subarray(0x38, 0x3c).toString('latin1')).toBe('ARM\x64'); // the arm64 Image header's magic
+    const run = await boot(['--arch', 'arm64', '--verbose', join(dir, 'hello-arm64')], 'HELLO-OK', '420s');
+    expect(run.stdout).toMatch(/^HELLO-OK greetings-from-a-files-entry\r?$/m);
+    expect(run.stdout).toMatch(/Machine model: linux,dummy-virt/);
+    expect(run.stderr).toMatch(/qemu-system-aarch64/);
+  }, 600_000);
 });

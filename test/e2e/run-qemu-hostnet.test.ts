@@ -56,7 +56,7 @@ describe.skipIf(!namespaces)('run qemu on host networks', () => {
     const r = await inNamespace('ip tuntap add tap0 mode tap\nip addr add 10.99.0.1/24 dev tap0\nip link set tap0 up', ['--networking', 'tap,tap0', ...boot, join(work, 'net')]);
     expect(r.code, r.stderr + r.stdout.slice(-2000)).toBe(0);
     expect(r.stdout).toMatch(/^net: reached 10\.99\.0\.1\r?$/m);
-  });
+  }, 400_000);
 
   it('bridge,NAME: qemu-bridge-helper puts the guest on the bridge', async () => {
     const setup = [
@@ -67,7 +67,7 @@ describe.skipIf(!namespaces)('run qemu on host networks', () => {
     const r = await inNamespace(setup, ['--networking', 'bridge,br0', ...boot, join(work, 'net')]);
     expect(r.code, r.stderr + r.stdout.slice(-2000)).toBe(0);
     expect(r.stdout).toMatch(/^net: reached 10\.99\.0\.1\r?$/m);
-  });
+  }, 400_000);
 
   it('refuses what the host lacks before starting qemu, naming the fix', async () => {
     const cases: Array<[string, string[], RegExp]> = [

@@ -34,8 +34,8 @@ export class FsTree<Data> {
   }
 
   /**
-   * Adds an entry (a file's content is consumed by `store`, which returns where it went).
-   * Returns the node, or undefined for a hard link (which names an existing node).
+   * Adds an entry (a file's content is consumed by `store`, which returns where it went); a
+   * hard link names an existing node.
    */
   async add(entry: Entry, store: (entry: Entry) => Promise<Data>, what: string): Promise<void> {
     const {parent, name} = this.parentOf(entry.path, what);
@@ -54,7 +54,10 @@ export class FsTree<Data> {
       // the first wins for a directory's attributes, as in the assembled stream
       return;
     }
-    const node: FsNode<Data> = {kind: entry.type, mode: entry.mode & 0o7777, uid: entry.uid, gid: entry.gid, mtime: entry.mtime, nlink: 1, size: 0};
+    // a symlink's own mode means nothing to Linux, which reads back 0777; mksquashfs and
+    // mkfs.erofs store what lstat says of the unpacked tree, so do the same
+    const mode = entry.type === 'symlink' ? 0o777 : entry.mode & 0o7777;
+    const node: FsNode<Data> = {kind: entry.type, mode, uid: entry.uid, gid: entry.gid, mtime: entry.mtime, nlink: 1, size: 0};
     if (entry.xattrs && Object.keys(entry.xattrs).length > 0) node.xattrs = entry.xattrs;
     if (entry.type === 'dir') node.children = new Map();
     else if (entry.type === 'symlink') {

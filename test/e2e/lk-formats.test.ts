@@ -40,7 +40,8 @@ afterAll(async () => {
 /** The build's root filesystem as LinuxKit's mkimage containers see it: its tar unpacked (as root), boot/ emptied. */
 async function unpackRoot(tar: string, dir: string): Promise<void> {
   await mkdir(dir, {recursive: true});
-  await run('tar', ['--xattrs', "--xattrs-include=*", '--numeric-owner', '-xpf', tar, '-C', dir]);
+  // --delay-directory-restore: a directory's time is set after what lands in it (as bsdtar does)
+  await run('tar', ['--xattrs', '--xattrs-include=*', '--numeric-owner', '--delay-directory-restore', '--warning=no-unknown-keyword', '-xpf', tar, '-C', dir]);
   const boot = await stat(join(dir, 'boot'));
   await run('sh', ['-c', `rm -rf "${dir}"/boot/* && chmod 755 "${dir}"`]);
   await utimes(join(dir, 'boot'), boot.atime, boot.mtime); // emptying it is not a change the image has

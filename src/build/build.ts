@@ -85,14 +85,17 @@ export async function build(request: BuildRequest): Promise<Artifact[]> {
         ...(request.decompressKernel ? {decompressKernel: true} : {}),
       });
       const ctx = {staged, emit: request.emit, ...(request.signal ? {signal: request.signal} : {})};
-      artifacts.push(
-        ...(isDiskFormat(format)
-          ? await disks!.write(format, entries, request.target, ctx)
-          : isRootfsFormat(format)
-            ? await writeRootfsFormat(format, entries, request.target, {...ctx, mtime})
-            : await writeFormat(format, entries, request.target, ctx)),
-      );
-      await reader?.close();
+      try {
+        artifacts.push(
+          ...(isDiskFormat(format)
+            ? await disks!.write(format, entries, request.target, ctx)
+            : isRootfsFormat(format)
+              ? await writeRootfsFormat(format, entries, request.target, {...ctx, mtime})
+              : await writeFormat(format, entries, request.target, ctx)),
+        );
+      } finally {
+        await reader?.close();
+      }
       request.signal?.throwIfAborted();
     }
     await allResolved(images);

@@ -87,7 +87,7 @@ describe('tskit metadata create', () => {
           for (const s of [x, y]) {
             for (let at = 0; s[at]! > 0; at += s[at]! + (s[at]! % 2)) {
               s.fill(0, at + 18, at + 26);
-              s[at] += s[at]! % 2;
+              s[at] = s[at]! + (s[at]! % 2);
             }
           }
         }

@@ -86,6 +86,11 @@ export function qemuArgs(plan: QemuPlan): string[] {
     if (image.rootDisk && plan.ide !== false) args.push('-drive', `file=${optionValue(image.rootDisk)},format=raw,index=0,media=disk,snapshot=on`);
     // no IDE (arm64 virt): the first SCSI disk is /dev/sda too
     else if (image.rootDisk) args.push('-device', 'virtio-scsi-pci,id=rootscsi', '-drive', `if=none,id=root,format=raw,snapshot=on,file=${optionValue(image.rootDisk)}`, '-device', 'scsi-hd,drive=root,bus=rootscsi.0');
+    if (image.rootCdrom) {
+      args.push('-drive', `if=none,id=root,media=cdrom,readonly=on,format=raw,file=${optionValue(image.rootCdrom)}`);
+      if (plan.ide === false) args.push('-device', 'virtio-scsi-pci,id=rootscsi', '-device', 'scsi-cd,drive=root,bus=rootscsi.0');
+      else args.push('-device', 'ide-cd,drive=root');
+    }
   } else if (image.media === 'cdrom') {
     args.push('-drive', `if=none,id=boot,media=cdrom,readonly=on,format=raw,file=${optionValue(image.path)}`);
     if (plan.ide === false) args.push('-device', 'virtio-scsi-pci,id=bootscsi', '-device', 'scsi-cd,drive=boot,bus=bootscsi.0,bootindex=0');

@@ -17,6 +17,8 @@ export interface KernelInitrdImage {
   initrd?: string;
   /** kernel+squashfs / kernel+erofs: the root filesystem image, attached as /dev/sda (LinuxKit's way). */
   rootDisk?: string;
+  /** kernel+iso: the root filesystem ISO, attached as the first CD (/dev/sr0). */
+  rootCdrom?: string;
   /** The -cmdline file's text (trimmed), or "console=ttyS0" when there is none. */
   cmdline: string;
   cmdlineFile?: string;
@@ -43,6 +45,7 @@ export const bootableFormats = [
   'kernel+initrd',
   'kernel+squashfs',
   'kernel+erofs',
+  'kernel+iso',
   'raw-bios',
   'raw-efi',
   'qcow2-bios',
@@ -104,9 +107,9 @@ async function kernelInitrd(prefix: string, hintUefi: boolean, formatHint?: stri
     kind: 'kernel+initrd',
     name,
     kernel,
-    ...(root.what === 'initrd' ? {initrd: root.file} : {rootDisk: root.file}),
-    // as LinuxKit's run qemu: the root filesystem image is the first disk
-    cmdline: root.what === 'initrd' ? cmdline : `${cmdline} root=/dev/sda`,
+    ...(root.what === 'initrd' ? {initrd: root.file} : root.what === 'iso root' ? {rootCdrom: root.file} : {rootDisk: root.file}),
+    // as LinuxKit's run qemu: the root filesystem image is the first disk (an ISO: the first CD)
+    cmdline: root.what === 'initrd' ? cmdline : `${cmdline} root=${root.what === 'iso root' ? '/dev/sr0' : '/dev/sda'}`,
     ...(cmdlineText === undefined ? {} : {cmdlineFile}),
     needsUefi: hintUefi,
     ...(hintUefi ? {uefiReason: 'the image format is an -efi one'} : {}),
@@ -115,13 +118,14 @@ async function kernelInitrd(prefix: string, hintUefi: boolean, formatHint?: stri
 
 /**
  * What the kernel boots into: NAME-squashfs.img when there is one (LinuxKit's order), else
- * NAME-initrd.img, else NAME-erofs.img; a kernel+ format hint picks one.
+ * NAME-initrd.img, else NAME-erofs.img, else NAME.iso; a kernel+ format hint picks one.
  */
 async function kernelRoot(prefix: string, sep: string, formatHint?: string): Promise<{file: string; what: string}> {
   const candidates = [
     {format: 'kernel+squashfs', file: `${prefix}${sep}squashfs.img`, what: 'squashfs root'},
     {format: 'kernel+initrd', file: `${prefix}${sep}initrd.img`, what: 'initrd'},
     {format: 'kernel+erofs', file: `${prefix}${sep}erofs.img`, what: 'erofs root'},
+    {format: 'kernel+iso', file: `${prefix}.iso`, what: 'iso root'},
   ];
   const hinted = candidates.find((c) => c.format === formatHint);
   if (hinted) return hinted;

@@ -1,19 +1,21 @@
-// LinuxKit's kernel+squashfs and kernel+erofs: the kernel and its command line as files, and
-// the rest of the root filesystem (boot/ emptied) as a filesystem image the kernel mounts as
-// its root (LinuxKit's `run qemu` appends root=/dev/sda). File names as LinuxKit writes them.
+// LinuxKit's kernel+squashfs, kernel+erofs and kernel+iso: the kernel and its command line as
+// files, and the rest of the root filesystem (boot/ emptied) as a filesystem image the kernel
+// mounts as its root (LinuxKit's `run qemu` appends root=/dev/sda; an ISO is /dev/sr0).
+// File names as LinuxKit writes them.
 import {join} from 'node:path';
 import type {Emit} from '../events.ts';
 import {writeErofs} from '../formats/erofs.ts';
 import {writeSquashfs} from '../formats/squashfs.ts';
+import {writeRootfsIso} from '../formats/rootfs-iso.ts';
 import {writeBytes, type Written} from './byte-sink.ts';
 import {drain, type Entry} from './entry.ts';
 import type {Artifact, OutputTarget, WriteContext} from './outputs.ts';
 import {TskitError} from '../errors.ts';
 
-export const ROOTFS_FORMATS = ['kernel+squashfs', 'kernel+erofs'] as const;
+export const ROOTFS_FORMATS = ['kernel+squashfs', 'kernel+erofs', 'kernel+iso'] as const;
 export type RootfsFormat = (typeof ROOTFS_FORMATS)[number];
 
-const IMAGE_SUFFIX: Record<RootfsFormat, string> = {'kernel+squashfs': '-squashfs.img', 'kernel+erofs': '-erofs.img'};
+const IMAGE_SUFFIX: Record<RootfsFormat, string> = {'kernel+squashfs': '-squashfs.img', 'kernel+erofs': '-erofs.img', 'kernel+iso': '.iso'};
 
 export function isRootfsFormat(format: string): format is RootfsFormat {
   return (ROOTFS_FORMATS as readonly string[]).includes(format);
@@ -40,7 +42,8 @@ export async function writeRootfsFormat(format: RootfsFormat, entries: AsyncIter
   };
   const options = {mtime: ctx.mtime, what: imagePath, progress: progressFor(ctx.emit, imagePath), ...(ctx.signal ? {signal: ctx.signal} : {})};
   const staged = ctx.staged.stage(imagePath);
-  const image = format === 'kernel+squashfs' ? await writeSquashfs(rest(), staged, options) : await writeErofs(rest(), staged, options);
+  const writer = {'kernel+squashfs': writeSquashfs, 'kernel+erofs': writeErofs, 'kernel+iso': writeRootfsIso}[format];
+  const image = await writer(rest(), staged, options);
   if (!kernel) throw new TskitError(`${format} output needs a kernel: the configuration has no kernel image, or it gave no kernel file`);
   cmdline ??= await writeBytes([], ctx.staged.stage(cmdlinePath));
   return [

@@ -1,6 +1,6 @@
 // The formats and run options tskit gained from LinuxKit (issue 16) boot to the hello marker
-// under `tskit run qemu`: kernel+squashfs and kernel+erofs on the fixture kernel that mounts its
-// root from /dev/sda itself (no initrd; the root is the filesystem image, read-only), the
+// under `tskit run qemu`: kernel+squashfs, kernel+erofs and kernel+iso on the fixture kernel
+// that mounts its root from /dev/sda (/dev/sr0) itself (no initrd; the root is the image), the
 // iso-efi-initrd ISO under OVMF, and `--data`/`--data-file` (LinuxKit's metadata CD) read by
 // the guest.
 import {mkdtemp, readFile, rm, writeFile} from 'node:fs/promises';
@@ -34,18 +34,19 @@ afterAll(async () => {
   await rm(work, {recursive: true, force: true});
 });
 
-describe('kernel+squashfs and kernel+erofs', () => {
-  it('boot with the root mounted from the image (squashfs, then erofs)', async () => {
+describe('kernel+squashfs, kernel+erofs and kernel+iso', () => {
+  it('boot with the root mounted from the image (squashfs, erofs, ISO 9660 with Rock Ridge)', async () => {
     const yml = join(work, 'hello.yml');
     await writeFile(yml, builtinHello(await readFile(join(ROOT, 'templates/hello.yml'), 'utf8')));
-    const built = await build(['-f', 'kernel+squashfs,kernel+erofs', '--dir', work, yml]);
+    const built = await build(['-f', 'kernel+squashfs,kernel+erofs,kernel+iso', '--dir', work, yml]);
     expect(built.code, built.stderr).toBe(0);
-    // NAME alone boots the squashfs (LinuxKit's choice when there is one); -erofs.img names the other
-    for (const [path, type] of [[join(work, 'hello'), 'squashfs'], [join(work, 'hello-erofs.img'), 'erofs']] as const) {
-      const run = await boot([path]);
+    // NAME alone boots the squashfs (LinuxKit's choice when there is one); -erofs.img names the
+    // other; --format kernel+iso picks NAME.iso (the root on the first CD, /dev/sr0)
+    for (const [args, type] of [[[join(work, 'hello')], 'squashfs'], [[join(work, 'hello-erofs.img')], 'erofs'], [['--format', 'kernel+iso', join(work, 'hello')], 'iso9660']] as const) {
+      const run = await boot([...args]);
       expect(run.stdout).toMatch(/^HELLO-OK greetings-from-a-files-entry\r?$/m);
       expect(run.stdout).toMatch(new RegExp(`VFS: Mounted root \\(${type} filesystem\\) readonly`));
-      expect(run.stdout).toMatch(/tskit-init: starting \(root on (squashfs|erofs)\)/);
+      expect(run.stdout).toMatch(/tskit-init: starting \(root on (squashfs|erofs|isofs)\)/);
     }
   }, 600_000);
 });

@@ -59,6 +59,15 @@ export class ImageFile {
     this.flushed += data.length;
   }
 
+  /** Drops everything from `position` on (it must be at or before the current position). */
+  async truncate(position: number): Promise<void> {
+    if (position > this.position) throw new Error(`truncate to ${position} past the end (${this.position})`);
+    await this.flush();
+    await this.handle.truncate(position);
+    this.position = position;
+    this.flushed = position;
+  }
+
   /** Closes the file; returns its size and sha256. */
   async finish(): Promise<{size: number; sha256: string}> {
     await this.flush();

@@ -4,8 +4,10 @@
 // the user/trusted/security namespaces, the image padded to 4 KiB. File data is compressed on
 // libuv's thread pool and written as it arrives; the inode, directory, fragment, id and xattr
 // tables are built from the metadata kept per path and written at the end, followed by the
-// superblock at offset 0. Not written: an NFS export table and duplicate-file detection.
+// superblock at offset 0. Duplicate files share one copy, as mksquashfs does. Not written:
+// an NFS export table.
 // Format reference: the kernel's fs/squashfs (squashfs_fs.h).
+import {createHash} from 'node:crypto';
 import {promisify} from 'node:util';
 import {deflate, deflateSync} from 'node:zlib';
 import type {Entry} from '../build/entry.ts';
@@ -24,6 +26,7 @@ const NO_XATTR = 0xffffffff;
 const UNCOMPRESSED_BLOCK = 1 << 24;
 const UNCOMPRESSED_METADATA = 0x8000;
 const FLAG_NO_XATTRS = 0x200;
+const FLAG_DUPLICATES = 0x40;
 const ZLIB = 1;
 const IN_FLIGHT = 8;
 
@@ -88,6 +91,8 @@ class DataWriter {
   private readonly queue: Array<{result: Promise<{stored: Buffer; compressed: boolean}>; place(position: number, size: number): void}> = [];
   private fragment = Buffer.alloc(SQUASHFS_BLOCK_SIZE);
   private fragmentFill = 0;
+  /** Content (size and sha256) to where it went, for duplicate files. */
+  private readonly seen = new Map<string, FileData>();
 
   private readonly file: ImageFile;
   private readonly level: number;
@@ -101,12 +106,15 @@ class DataWriter {
 
   async storeFile(entry: Entry): Promise<FileData> {
     const data: FileData = {start: 0, blocks: [], fragment: NO_FRAGMENT, fragmentOffset: 0, sparse: 0};
+    const hash = createHash('sha256');
     let seen = 0;
     let started = false;
+    let tail: Buffer | undefined;
     for await (const block of fixedBlocks(entry.content ?? [], SQUASHFS_BLOCK_SIZE)) {
       seen += block.length;
+      hash.update(block);
       if (block.length < SQUASHFS_BLOCK_SIZE) {
-        await this.addTail(block, data);
+        tail = block;
         break;
       }
       const index = data.blocks.length;
@@ -123,7 +131,27 @@ class DataWriter {
       });
     }
     if (seen !== entry.size) throw new TskitError(`${entry.path}: the entry says ${entry.size} bytes but its content has ${seen}`);
+    if (seen === 0) return data;
+    // As mksquashfs: a file whose bytes an earlier file already has shares that file's blocks
+    // and fragment. Its own blocks are the last thing written (its tail is not placed yet),
+    // so they are taken back.
+    const key = `${seen}:${hash.digest('hex')}`;
+    const earlier = this.seen.get(key);
+    if (earlier) {
+      if (started) {
+        await this.drain();
+        await this.file.truncate(data.start);
+      }
+      return earlier; // shared: its block sizes are filled in as its blocks are written
+    }
+    if (tail) await this.addTail(tail, data);
+    this.seen.set(key, data);
     return data;
+  }
+
+  /** Writes every block still compressing. */
+  private async drain(): Promise<void> {
+    while (this.queue.length > 0) await this.writeOne();
   }
 
   private async addTail(tail: Buffer, data: FileData): Promise<void> {
@@ -164,7 +192,7 @@ class DataWriter {
 
   async finish(): Promise<void> {
     await this.flushFragment();
-    while (this.queue.length > 0) await this.writeOne();
+    await this.drain();
   }
 }
 
@@ -385,7 +413,7 @@ async function writeTables(file: ImageFile, tree: FsTree<FileData>, fragments: A
   sb.writeUInt32LE(fragments.length, 16);
   sb.writeUInt16LE(ZLIB, 20);
   sb.writeUInt16LE(Math.log2(SQUASHFS_BLOCK_SIZE), 22);
-  sb.writeUInt16LE(xattrs.count > 0 ? 0 : FLAG_NO_XATTRS, 24);
+  sb.writeUInt16LE(FLAG_DUPLICATES | (xattrs.count > 0 ? 0 : FLAG_NO_XATTRS), 24);
   sb.writeUInt16LE(ids.size, 26);
   sb.writeUInt16LE(4, 28);
   sb.writeUInt16LE(0, 30);

@@ -28,6 +28,8 @@ export function sampleEntries(seed = 1): Entry[] {
     {path: 'bin/hello-link', type: 'hardlink', mode: 0o755, uid: 1000, gid: 100, mtime: M, size: 0, linkname: 'bin/hello'},
     {path: 'bin/sh', type: 'symlink', mode: 0o777, uid: 0, gid: 0, mtime: M, size: 0, linkname: '/bin/busybox-does-not-exist'},
     file('bin/one', Buffer.from('x')),
+    file('bin/big-copy', big, {mode: 0o700, mtime: M + 1}), // the same bytes as bin/big: stored once where a writer deduplicates
+    file('bin/hello-copy', Buffer.from('hello\n')),
     dir('dev', {mode: 0o700}),
     {path: 'dev/console', type: 'char', mode: 0o600, uid: 0, gid: 5, mtime: M, size: 0, devmajor: 5, devminor: 1},
     {path: 'dev/sda', type: 'block', mode: 0o660, uid: 0, gid: 6, mtime: M, size: 0, devmajor: 8, devminor: 300},

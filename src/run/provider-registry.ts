@@ -40,6 +40,9 @@ const builtIn: ProviderEntry[] = [
         cmdline: str,
         networking: str,
         format: str,
+        arch: str,
+        data: str,
+        'data-file': str,
       },
     },
     runOptions: async (block) => {

@@ -72,13 +72,13 @@ describe.skipIf(!namespaces)('run qemu on host networks', () => {
   it('refuses what the host lacks before starting qemu, naming the fix', async () => {
     const cases: Array<[string, string[], RegExp]> = [
       ['', ['--networking', 'tap,tap9'], /no network device tap9; create it first \(ip tuntap add tap9 mode tap/],
-      ['ip link add dummy0 type dummy', ['--networking', 'tap,dummy0'], /dummy0 is not a tap device/],
+      ['ip link add br5 type bridge', ['--networking', 'tap,br5'], /br5 is not a tap device/],
       ['ip link add br1 type bridge', ['--networking', 'bridge,br1'], /bridge\.conf (does not exist|does not allow br1).*allow br1/],
       ['', ['--networking', 'bridge,br7'], /no bridge br7; create it first \(ip link add br7 type bridge/],
     ];
     for (const [setup, args, message] of cases) {
       const r = await inNamespace(setup, [...args, '--timeout', '30s', join(work, 'net')]);
-      expect(r.code).toBe(125);
+      expect(r.code, r.stderr).toBe(125);
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
       expect(r.stderr).toMatch(message);
     }

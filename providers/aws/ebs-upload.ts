@@ -13,12 +13,14 @@ import {sleep} from '../../src/run/signals.ts';
 import {awsError, errorCode, isNotFound, named} from './errors.ts';
 import {adoptOrRecord, type AwsJournal} from './journal.ts';
 import type {DiskImage} from '../../src/formats/disk.ts';
-import {ebsBlocks, type EbsBlock} from './ebs-blocks.ts';
-import {EBS_BLOCK} from './raw-disk.ts';
+import {diskBlocks, type DiskBlock as EbsBlock} from '../../src/provider-kit/disk-blocks.ts';
+import {forEachBounded} from '../../src/provider-kit/upload.ts';
 import type {AwsClients} from './sdk.ts';
 import type {UploadStateStore} from './upload-state.ts';
 
 const GIB = 1024 ** 3;
+/** The EBS direct APIs' block size (moto reports 512, AWS 524288; AWS's is the contract). */
+export const EBS_BLOCK = 512 * 1024;
 
 export interface EbsUploadOptions {
   clients: AwsClients;
@@ -180,37 +182,24 @@ async function writeSnapshot(options: EbsUploadOptions, key: string, snapshotId:
     await persist();
   };
 
-  const limit = options.concurrency ?? 16;
-  const inflight = new Set<Promise<void>>();
   let failure: unknown;
   let failedBlock: number | undefined;
+  let failed = false;
   try {
-    for await (const block of ebsBlocks(disk)) {
-      if (failure !== undefined) break;
-      if (signal?.aborted) {
-        failure = signal.reason;
-        break;
+    const pending = async function* (): AsyncGenerator<{block: EbsBlock; sha: Buffer}> {
+      for await (const block of diskBlocks(disk, EBS_BLOCK)) {
+        const sha = createHash('sha256').update(block.data).digest();
+        checksums.set(block.index, sha);
+        if (!done.has(block.index)) yield {block, sha};
       }
-      const sha = createHash('sha256').update(block.data).digest();
-      checksums.set(block.index, sha);
-      if (done.has(block.index)) continue;
-      while (inflight.size >= limit) await Promise.race(inflight);
-      const task: Promise<void> = put(block, sha.toString('base64'))
-        .catch((error: unknown) => {
-          if (failure === undefined) {
-            failure = error;
-            failedBlock = block.index;
-          }
-        })
-        .finally(() => inflight.delete(task));
-      inflight.add(task);
-    }
+    };
+    await forEachBounded(pending(), {concurrency: options.concurrency ?? 16, ...(signal ? {signal} : {}), onFailure: ({block}) => (failedBlock = block.index)}, ({block, sha}) => put(block, sha.toString('base64')));
   } catch (error) {
-    failure ??= error;
+    failed = true;
+    failure = error;
   }
-  await Promise.all(inflight);
   await persist(true).catch(() => {});
-  if (failure !== undefined) {
+  if (failed) {
     if (failure instanceof TskitError || signal?.aborted) throw failure;
     if (isNotWritable(failure)) throw new NotWritable(`${errorCode(failure)}: ${(failure as Error).message}`);
     throw awsError(failure, failedBlock === undefined ? 'PutSnapshotBlock' : `PutSnapshotBlock (block ${failedBlock})`);
@@ -290,26 +279,4 @@ async function deleteSnapshotQuietly(options: EbsUploadOptions, snapshotId: stri
     return;
   }
   await options.journal.forget({provider: 'aws', kind: 'snapshot', id: snapshotId, region: clients.region});
-}
-
-/** Runs `work` over `items` with at most `limit` at once; the first failure stops new work and is thrown once the rest settle. */
-export async function runPool<T>(items: readonly T[], limit: number, signal: AbortSignal | undefined, work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failure: unknown;
-  const worker = async (): Promise<void> => {
-    while (failure === undefined && next < items.length) {
-      if (signal?.aborted) {
-        failure ??= signal.reason;
-        return;
-      }
-      const item = items[next++]!;
-      try {
-        await work(item);
-      } catch (error) {
-        failure ??= error;
-      }
-    }
-  };
-  await Promise.all(Array.from({length: Math.min(limit, items.length)}, worker));
-  if (failure !== undefined) throw failure;
 }

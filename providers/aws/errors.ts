@@ -2,6 +2,7 @@
 // makes sure no secret ever reaches a message: credentials from the environment and anything
 // shaped like an access key, session token or request signature is masked.
 import {TskitError} from '../../src/errors.ts';
+import {redactSecrets} from '../../src/provider-kit/secrets.ts';
 
 interface SdkError {
   name?: string;
@@ -27,6 +28,7 @@ export function isNotFound(error: unknown): boolean {
   return /NotFound|NoSuch|\.Malformed$|DoesNotExist/.test(code) || (httpStatus(error) === 404 && code !== 'ENOTFOUND');
 }
 
+/** AWS's secret shapes, beside the ones every cloud shares (src/provider-kit/secrets.ts). */
 const SECRET_PATTERNS: RegExp[] = [
   /\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b/g, // access key ids
   /(X-Amz-(?:Signature|Credential|Security-Token)=)[^&\s"']+/gi, // pre-signed URL parts
@@ -35,15 +37,11 @@ const SECRET_PATTERNS: RegExp[] = [
   /(aws_session_token\s*=\s*)\S+/gi,
 ];
 
+const SECRET_ENV = ['AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_SECURITY_TOKEN', 'AWS_ACCESS_KEY_ID', 'AWS_BEARER_TOKEN_BEDROCK'];
+
 /** `text` with every credential it could hold masked. */
 export function redact(text: string, env: NodeJS.ProcessEnv = process.env): string {
-  let out = text;
-  for (const name of ['AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_SECURITY_TOKEN', 'AWS_ACCESS_KEY_ID', 'AWS_BEARER_TOKEN_BEDROCK']) {
-    const value = env[name];
-    if (value && value.length >= 4) out = out.split(value).join('***');
-  }
-  for (const pattern of SECRET_PATTERNS) out = out.replace(pattern, (_m, prefix?: string) => `${typeof prefix === 'string' ? prefix : ''}***`);
-  return out;
+  return redactSecrets(text, {env, envNames: SECRET_ENV, patterns: SECRET_PATTERNS});
 }
 
 /** A one-line TskitError for a failed AWS call. */

@@ -2,23 +2,25 @@
 // or name (what `tskit run aws` boots), and remove one with its snapshots.
 import {TskitError} from '../../src/errors.ts';
 import {sleep} from '../../src/run/signals.ts';
-import type {Architecture, BootMode} from './boot-probe.ts';
+import type {BootSpelling} from '../../src/provider-kit/boot-choice.ts';
+import {tagKeys} from '../../src/provider-kit/tags.ts';
 import {awsError, isNotFound, named} from './errors.ts';
 import type {AwsClients} from './sdk.ts';
 
-/** Tag keys tskit puts on what it creates. */
-export const TAGS = {
-  digest: 'tskit:digest',
-  source: 'tskit:source',
-  created: 'tskit:created',
-  runId: 'tskit:run-id',
-  keep: 'tskit:keep',
-  clientToken: 'tskit:client-token',
-  /** The instance's place in its cluster (0-based), as its name ends. */
-  index: 'tskit:index',
-  /** A cluster network's interfaces: the network's id (RUNID-net). */
-  network: 'tskit:network',
-} as const;
+/** EC2's names for what the boot probe reads (RegisterImage's Architecture and BootMode). */
+export type Architecture = 'x86_64' | 'arm64';
+export type BootMode = 'legacy-bios' | 'uefi' | 'uefi-preferred';
+export const AWS_BOOT_SPELLING: BootSpelling<BootMode, Architecture> = {
+  boot: {bios: 'legacy-bios', uefi: 'uefi', hybrid: 'uefi-preferred'},
+  arch: {amd64: 'x86_64', arm64: 'arm64'},
+};
+
+/**
+ * Tag keys tskit puts on what it creates (the kit's vocabulary in EC2's spelling,
+ * `tskit:run-id`): index is the instance's place in its cluster (0-based, as its name ends),
+ * network a cluster network's id (RUNID-net) on its interfaces.
+ */
+export const TAGS = tagKeys('aws');
 
 export interface ImageInfo {
   imageId: string;

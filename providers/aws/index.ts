@@ -9,6 +9,8 @@ import {createClusterInterfaces, type AwsNetworkDetail} from './cluster-network.
 import {awsError, errorCode} from './errors.ts';
 import {consoleStream, launch, waitForEnd, type AwsRunOptions, type Watch} from './instances.ts';
 import {newRunId} from '../../src/run/run-id.ts';
+import {proveCredentials} from '../../src/provider-kit/check.ts';
+import awsEntry from './provider.ts';
 import {noJournal, type AwsJournal, type AwsResource} from './journal.ts';
 import {pushToAws, type AwsPushOptions, type AwsPushResult} from './push.ts';
 import {destroyResource, listStrays, type ListFilter} from './resources.ts';
@@ -21,7 +23,7 @@ export {diskFileFormat} from './push.ts';
 export type {AwsRunOptions} from './instances.ts';
 export type {AwsJournal, AwsResource} from './journal.ts';
 export {noJournal} from './journal.ts';
-export type {Architecture, BootMode} from './boot-probe.ts';
+export type {Architecture, BootMode} from './images.ts';
 
 export interface AwsProviderOptions {
   /** Where created resources are written down before the call that creates them. */
@@ -34,7 +36,7 @@ export interface AwsProviderOptions {
 
 export class AwsProvider implements Provider<AwsPushOptions, AwsRunOptions> {
   readonly name = 'aws';
-  readonly accepts = ['aws', 'raw-bios', 'raw-efi', 'vmdk'] as const;
+  readonly accepts: readonly string[] = awsEntry.formats;
   readonly journal: AwsJournal;
   private readonly uploadState: UploadStateStore;
   private readonly clientOptions: AwsClientOptions;
@@ -78,17 +80,23 @@ export class AwsProvider implements Provider<AwsPushOptions, AwsRunOptions> {
     // (a region that does not exist does not answer, or answers nonsense).
     const known = await isKnownRegion(region);
     const asked = known ? clients : await createClients({...this.clientOptions, region, retry: {...retryPolicyFromEnv(), maxAttempts: 1}});
-    let regions: string[];
+    let regions: string[] = [];
     try {
-      const answer = await asked.ec2.send(new asked.sdk.ec2.DescribeRegionsCommand({AllRegions: true}));
-      regions = (answer.Regions ?? []).map((r) => r.RegionName ?? '');
-    } catch (error) {
-      // A policy without ec2:DescribeRegions still proves the credentials: AWS checked the
-      // signature before it said no. Pushing and running need no such permission.
-      if (known && ['UnauthorizedOperation', 'AccessDenied', 'AccessDeniedException'].includes(errorCode(error))) return;
-      const mapped = awsError(error, 'DescribeRegions');
-      if (known || /credentials|refused/i.test(mapped.message)) throw mapped;
-      throw new TskitError(`unknown AWS region ${region}: set AWS_REGION to one such as us-east-1 (${region} did not answer: ${mapped.message.replace(/^AWS /, '')})`);
+      const proof = await proveCredentials({
+        call: async () => {
+          const answer = await asked.ec2.send(new asked.sdk.ec2.DescribeRegionsCommand({AllRegions: true}));
+          regions = (answer.Regions ?? []).map((r) => r.RegionName ?? '');
+        },
+        // A policy without ec2:DescribeRegions still proves the credentials: AWS checked the
+        // signature before it said no. Pushing and running need no such permission.
+        deniedStillProves: (error) => known && ['UnauthorizedOperation', 'AccessDenied', 'AccessDeniedException'].includes(errorCode(error)),
+        explain: (error) => {
+          const mapped = awsError(error, 'DescribeRegions');
+          if (known || /credentials|refused/i.test(mapped.message)) return mapped;
+          return new TskitError(`unknown AWS region ${region}: set AWS_REGION to one such as us-east-1 (${region} did not answer: ${mapped.message.replace(/^AWS /, '')})`);
+        },
+      });
+      if (proof === 'denied') return;
     } finally {
       if (asked !== clients) asked.destroy();
     }

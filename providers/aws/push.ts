@@ -2,22 +2,18 @@
 // Default method `ebs` (EBS direct APIs: only non-zero blocks travel, no S3 bucket, no
 // vmimport role); method `import` goes through an S3 object and ImportSnapshot. An AMI
 // already tagged with the file's sha256 is reused unless `force`.
-import {createHash} from 'node:crypto';
-import {createReadStream} from 'node:fs';
-import {open, stat, type FileHandle} from 'node:fs/promises';
+import {open, stat} from 'node:fs/promises';
 import {basename} from 'node:path';
 import {TskitError} from '../../src/errors.ts';
 import type {Emit} from '../../src/events.ts';
-import {sniffFormat} from '../qemu/image.ts';
-import type {DiskImage} from '../../src/formats/disk.ts';
-import {probeBoot, type Architecture, type BootMode, type ReadAt} from './boot-probe.ts';
-import {uploadToEbsSnapshot} from './ebs-upload.ts';
+import {formatArticle, openDisk, sniffDiskFormat, type OpenedDisk} from '../../src/formats/decode.ts';
+import {chooseBoot} from '../../src/provider-kit/boot-choice.ts';
+import {checkUnchanged, contentName, fileDigest, type FileDigest} from '../../src/provider-kit/digest.ts';
+import {EBS_BLOCK, uploadToEbsSnapshot} from './ebs-upload.ts';
 import {awsError, named} from './errors.ts';
-import {deleteImage, findImageByDigest, findImageByName, registerImage, TAGS, waitImageAvailable} from './images.ts';
+import {AWS_BOOT_SPELLING, deleteImage, findImageByDigest, findImageByName, registerImage, TAGS, waitImageAvailable, type Architecture, type BootMode} from './images.ts';
 import {importSnapshot} from './import-snapshot.ts';
 import type {AwsJournal} from './journal.ts';
-import {scanRawDisk, type ScannedDisk} from './raw-disk.ts';
-import {openVmdk} from './vmdk-disk.ts';
 import {checkBucket, uploadToS3} from './s3-upload.ts';
 import type {AwsClients} from './sdk.ts';
 import type {UploadStateStore} from './upload-state.ts';
@@ -78,15 +74,14 @@ export async function diskFileFormat(path: string): Promise<'raw' | 'vmdk'> {
   if (!info.isFile()) throw new TskitError(`${path} is not a file`);
   const file = await open(path, 'r');
   try {
-    const head = Buffer.alloc(64 * 1024);
+    const head = Buffer.alloc(Math.min(info.size, 0x8006));
     await file.read(head, 0, head.length, 0);
-    const tail = Buffer.alloc(512);
-    if (info.size >= 512) await file.read(tail, 0, 512, info.size - 512);
-    const format = sniffFormat(head, tail);
-    const names: Record<string, string> = {qcow2: 'a qcow2', vhdx: 'a VHDX', vpc: 'a VHD'};
+    const tail = Buffer.alloc(Math.min(info.size, 512));
+    await file.read(tail, 0, tail.length, info.size - tail.length);
+    const format = sniffDiskFormat(head, tail);
     if (format === 'vmdk') return 'vmdk';
-    if (format) throw new TskitError(`${path} is ${names[format]} disk; tskit push aws takes a raw disk (tskit build -f aws, raw-bios or raw-efi) or a VMDK (-f vmdk)`);
-    if (head.subarray(0x8001, 0x8006).toString('latin1') === 'CD001') throw new TskitError(`${path} is an ISO image; EC2 cannot boot one: build a raw disk (tskit build -f aws, raw-bios or raw-efi) or a VMDK`);
+    if (format === 'iso') throw new TskitError(`${path} is an ISO image; EC2 cannot boot one: build a raw disk (tskit build -f aws, raw-bios or raw-efi) or a VMDK`);
+    if (format !== 'raw') throw new TskitError(`${path} is ${formatArticle(format)} disk; tskit push aws takes a raw disk (tskit build -f aws, raw-bios or raw-efi) or a VMDK (-f vmdk)`);
     if (info.size % 512 !== 0) throw new TskitError(`${path} is not a disk image: ${info.size} bytes is not a whole number of 512-byte sectors; tskit push aws takes a raw disk (-f aws, raw-bios, raw-efi) or a VMDK`);
     return 'raw';
   } finally {
@@ -102,22 +97,39 @@ export async function pushToAws(path: string, options: AwsPushOptions, context: 
   const method: PushMethod = options.method ?? 'ebs';
   if (method === 'import' && !options.bucket) throw new TskitError('--method import needs an S3 bucket to stage the disk in: pass --bucket B');
 
-  // One read of a raw file: its digest and which blocks are not zero. A VMDK is hashed, and
-  // read through its grain tables (zero grains are not stored in it).
-  const scanned = format === 'raw' ? await scanRawDisk(path, {signal, progress: (done, total) => emit({type: 'progress', task: `read ${basename(path)}`, done, total, unit: 'bytes'})}) : undefined;
-  // VM Import reads VMDKs this reader does not (descriptor files): for import it is only the probe.
-  const vmdk = format === 'vmdk' ? await openVmdk(path).catch((error: unknown) => {
-    if (method === 'import') return undefined;
+  // One read of the file: its digest (what the AMI is tagged with) and, for a raw disk, how
+  // many EBS blocks are not zero (the upload's total).
+  const digest = await fileDigest(path, {
+    ...(signal ? {signal} : {}),
+    ...(format === 'raw' ? {blockSize: EBS_BLOCK} : {}),
+    progress: (done, total) => emit({type: 'progress', task: `read ${basename(path)}`, done, total, unit: 'bytes'}),
+  });
+  // VM Import reads VMDKs tskit does not (descriptor files): for import the disk is only probed.
+  const disk = await openDisk(path, {format, ...(signal ? {signal} : {})}).catch(async (error: unknown) => {
+    if (method === 'import' && format === 'vmdk') return undefined;
+    if (format === 'vmdk' && (await isVmdkDescriptor(path))) throw new TskitError(`${path} is a VMDK descriptor whose data lives in separate extent files; push a single-file VMDK (monolithicSparse or streamOptimized), or use --method import`);
     throw error;
-  }) : undefined;
+  });
   try {
-    return await pushDisk(path, format, method, scanned ?? vmdk, scanned?.sha256 ?? (await fileSha256(path, signal)), options, context, started);
+    return await pushDisk(path, format, method, disk, digest, options, context, started);
   } finally {
-    await vmdk?.close();
+    await disk?.close();
   }
 }
 
-async function pushDisk(path: string, format: 'raw' | 'vmdk', method: PushMethod, disk: (DiskImage & {readAt?(offset: number, length: number): Promise<Buffer>}) | undefined, sha256: string, options: AwsPushOptions, context: PushContext, started: number): Promise<AwsPushResult> {
+async function isVmdkDescriptor(path: string): Promise<boolean> {
+  const file = await open(path, 'r');
+  try {
+    const head = Buffer.alloc(21);
+    await file.read(head, 0, 21, 0);
+    return head.toString('latin1') === '# Disk DescriptorFile';
+  } finally {
+    await file.close();
+  }
+}
+
+async function pushDisk(path: string, format: 'raw' | 'vmdk', method: PushMethod, disk: OpenedDisk | undefined, digest: FileDigest, options: AwsPushOptions, context: PushContext, started: number): Promise<AwsPushResult> {
+  const {sha256, nonZeroBlocks: expectedBlocks} = digest;
   const {clients, emit, journal} = context;
   const signal = options.signal;
   const {arch, bootMode} = await bootSettings(path, disk, options, emit);
@@ -145,8 +157,7 @@ async function pushDisk(path: string, format: 'raw' | 'vmdk', method: PushMethod
   let bytesSent: number;
   if (method === 'ebs') {
     if (!disk) throw new TskitError(`${path} cannot be read for the EBS upload`);
-    const expectedBlocks = 'blocks' in disk ? (disk as ScannedDisk).blocks.length : undefined;
-    const result = await uploadToEbsSnapshot({clients, disk, digest: sha256, label: path, ...(expectedBlocks !== undefined ? {expectedBlocks} : {}), description, tags, journal, state: context.state, emit, ...(signal ? {signal} : {}), ...(options.concurrency ? {concurrency: options.concurrency} : {})});
+    const result = await uploadToEbsSnapshot({clients, disk: disk.image, digest: sha256, label: path, ...(expectedBlocks !== undefined ? {expectedBlocks} : {}), description, tags, journal, state: context.state, emit, ...(signal ? {signal} : {}), ...(options.concurrency ? {concurrency: options.concurrency} : {})});
     snapshotId = result.snapshotId;
     bytesSent = result.bytesSent;
   } else {
@@ -162,6 +173,8 @@ async function pushDisk(path: string, format: 'raw' | 'vmdk', method: PushMethod
     }
   }
 
+  // The AMI is tagged with the digest read before the upload: the file must still be those bytes.
+  await checkUnchanged(path, digest);
   // Replaced only now that the new snapshot exists: a failed upload leaves the old AMI alone.
   if (sameName) {
     emit({type: 'log', level: 'info', message: `--force: deregistering ${sameName.imageId} (${name}) and deleting its snapshots`});
@@ -178,48 +191,18 @@ async function pushDisk(path: string, format: 'raw' | 'vmdk', method: PushMethod
 }
 
 function defaultName(path: string, sha256: string): string {
-  const stem = basename(path).replace(/\.(img|raw|vmdk)$/i, '').replace(/[^A-Za-z0-9()[\]./'@_ -]/g, '-');
-  // AMI names: 3-128 characters.
-  return `${stem.slice(0, 100) || 'image'}-${sha256.slice(0, 12)}`;
-}
-
-async function fileSha256(path: string, signal?: AbortSignal): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path, {highWaterMark: 1024 * 1024, ...(signal ? {signal} : {})})) hash.update(chunk as Buffer);
-  return hash.digest('hex');
+  // AMI names: 3-128 characters of letters, digits and ()[]./'@_- and space.
+  return contentName(basename(path).replace(/\.(img|raw|vmdk)$/i, '').slice(0, 100) || 'image', sha256, {maxLength: 128, illegal: /[^A-Za-z0-9()[\]./'@_ -]/g});
 }
 
 /** Architecture and boot mode: flags win; otherwise what the disk says; nothing known is an error. */
-async function bootSettings(path: string, disk: (DiskImage & {readAt?(offset: number, length: number): Promise<Buffer>}) | undefined, options: AwsPushOptions, emit: Emit): Promise<{arch: Architecture; bootMode?: BootMode}> {
+async function bootSettings(path: string, disk: OpenedDisk | undefined, options: AwsPushOptions, emit: Emit): Promise<{arch: Architecture; bootMode?: BootMode}> {
   if (!disk) {
     if (!options.arch) emit({type: 'log', level: 'info', message: `${basename(path)} is not read by tskit (VM Import reads it); assuming x86_64 (--arch to say otherwise)`});
     return {arch: options.arch ?? 'x86_64', ...(options.boot ? {bootMode: options.boot} : {})};
   }
-  let read: ReadAt;
-  let file: FileHandle | undefined;
-  if (disk.readAt) read = disk.readAt.bind(disk);
-  else {
-    const handle = await open(path, 'r');
-    file = handle;
-    read = async (offset, length) => {
-      const buffer = Buffer.alloc(length);
-      if (offset < disk.size) await handle.read(buffer, 0, Math.min(length, disk.size - offset), offset);
-      return buffer;
-    };
-  }
-  let probe;
-  try {
-    probe = await probeBoot(read);
-  } finally {
-    await file?.close();
-  }
-  const said = probe.evidence.join(', ');
-  if (options.boot && probe.bootMode && options.boot !== probe.bootMode) emit({type: 'log', level: 'warn', message: `--boot ${options.boot} but the image looks ${probe.bootMode} (${said})`});
-  if (options.arch && probe.arch && options.arch !== probe.arch) emit({type: 'log', level: 'warn', message: `--arch ${options.arch} but the image looks ${probe.arch} (${said})`});
-  const bootMode = options.boot ?? probe.bootMode;
-  const arch = options.arch ?? probe.arch;
-  if (!bootMode) throw new TskitError(`${path} has no MBR boot code and no EFI system partition, so EC2 cannot boot it; build it with -f aws, raw-bios or raw-efi, or pass --boot and --arch if you know better`);
-  if (!arch) throw new TskitError(`${path}: cannot tell its architecture (${said || 'no EFI loader found'}); pass --arch x86_64 or --arch arm64`);
-  if (!options.boot || !options.arch) emit({type: 'log', level: 'debug', message: `${basename(path)}: boot mode ${bootMode}, architecture ${arch} (${said})`});
-  return {arch, bootMode};
+  const chosen = chooseBoot({probe: await disk.probe(), name: basename(path), ...(options.boot ? {boot: options.boot} : {}), ...(options.arch ? {arch: options.arch} : {}), spell: AWS_BOOT_SPELLING, emit});
+  if (!chosen.boot) throw new TskitError(`${path} has no MBR boot code and no EFI system partition, so EC2 cannot boot it; build it with -f aws, raw-bios or raw-efi, or pass --boot and --arch if you know better`);
+  if (!chosen.arch) throw new TskitError(`${path}: cannot tell its architecture (${chosen.said || 'no EFI loader found'}); pass --arch x86_64 or --arch arm64`);
+  return {arch: chosen.arch, bootMode: chosen.boot};
 }

@@ -2,6 +2,7 @@
 // finding what a killed run or push left behind by its tags (`list`). Every delete treats
 // "not found" as done.
 import {TskitError} from '../../src/errors.ts';
+import {olderThan, type StrayFilter} from '../../src/provider-kit/tags.ts';
 import {deleteClusterInterfaces} from './cluster-network.ts';
 import {awsError, isNotFound} from './errors.ts';
 import {deleteImage, deleteSnapshot, TAGS} from './images.ts';
@@ -81,10 +82,7 @@ export async function deleteRunLeftovers(clients: AwsClients, runId: string): Pr
   }
 }
 
-export interface ListFilter {
-  runId?: string;
-  olderThan?: Date;
-}
+export type ListFilter = StrayFilter;
 
 type Tagged = {Tags?: {Key?: string; Value?: string}[]; TagSet?: {Key?: string; Value?: string}[]};
 
@@ -92,11 +90,6 @@ function tag(item: Tagged, key: string): string | undefined {
   return (item.Tags ?? item.TagSet)?.find((t) => t.Key === key)?.Value;
 }
 
-function oldEnough(created: string | Date | undefined, olderThan?: Date): boolean {
-  if (!olderThan) return true;
-  if (!created) return true;
-  return new Date(created).getTime() < olderThan.getTime();
-}
 
 /**
  * What tskit created and nobody is using: instances of runs (not --keep ones), their
@@ -114,7 +107,7 @@ export async function* listStrays(clients: AwsClients, filter: ListFilter): Asyn
     for (const instance of (page.Reservations ?? []).flatMap((r) => r.Instances ?? [])) {
       if (tag(instance, TAGS.keep) === 'true' || !instance.InstanceId) continue;
       const created = tag(instance, TAGS.created) ?? instance.LaunchTime;
-      if (!oldEnough(created, filter.olderThan)) continue;
+      if (!olderThan(created, filter.olderThan)) continue;
       yield {...base, kind: 'instance', id: instance.InstanceId, runId: tag(instance, TAGS.runId) ?? '', createdAt: new Date(created ?? Date.now()).toISOString()};
     }
     token = page.NextToken;
@@ -124,17 +117,17 @@ export async function* listStrays(clients: AwsClients, filter: ListFilter): Asyn
   for (const volume of volumes.Volumes ?? []) {
     if (!volume.VolumeId || tag(volume, TAGS.keep) === 'true') continue;
     const created = tag(volume, TAGS.created) ?? volume.CreateTime;
-    if (oldEnough(created, filter.olderThan)) yield {...base, kind: 'volume', id: volume.VolumeId, runId: tag(volume, TAGS.runId) ?? ''};
+    if (olderThan(created, filter.olderThan)) yield {...base, kind: 'volume', id: volume.VolumeId, runId: tag(volume, TAGS.runId) ?? ''};
   }
   const interfaces = await ec2.send(new sdk.ec2.DescribeNetworkInterfacesCommand({Filters: [...runFilter, {Name: 'status', Values: ['available']}]}));
   for (const eni of interfaces.NetworkInterfaces ?? []) {
     if (!eni.NetworkInterfaceId || tag(eni, TAGS.keep) === 'true') continue;
-    if (oldEnough(tag(eni, TAGS.created), filter.olderThan)) yield {...base, kind: 'network-interface', id: eni.NetworkInterfaceId, runId: tag(eni, TAGS.runId) ?? ''};
+    if (olderThan(tag(eni, TAGS.created), filter.olderThan)) yield {...base, kind: 'network-interface', id: eni.NetworkInterfaceId, runId: tag(eni, TAGS.runId) ?? ''};
   }
   const groups = await ec2.send(new sdk.ec2.DescribeSecurityGroupsCommand({Filters: runFilter}));
   for (const group of groups.SecurityGroups ?? []) {
     if (!group.GroupId || tag(group, TAGS.keep) === 'true') continue;
-    if (oldEnough(tag(group, TAGS.created), filter.olderThan)) yield {...base, kind: 'security-group', id: group.GroupId, runId: tag(group, TAGS.runId) ?? ''};
+    if (olderThan(tag(group, TAGS.created), filter.olderThan)) yield {...base, kind: 'security-group', id: group.GroupId, runId: tag(group, TAGS.runId) ?? ''};
   }
 
   if (filter.runId) return;
@@ -146,6 +139,6 @@ export async function* listStrays(clients: AwsClients, filter: ListFilter): Asyn
   for (const snapshot of snapshots.Snapshots) {
     if (!snapshot.SnapshotId || used.has(snapshot.SnapshotId)) continue;
     const created = tag(snapshot, TAGS.created) ?? snapshot.StartTime;
-    if (oldEnough(created, filter.olderThan)) yield {...base, kind: 'snapshot', id: snapshot.SnapshotId};
+    if (olderThan(created, filter.olderThan)) yield {...base, kind: 'snapshot', id: snapshot.SnapshotId};
   }
 }

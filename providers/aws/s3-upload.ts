@@ -8,7 +8,7 @@ import {open} from 'node:fs/promises';
 import {TskitError} from '../../src/errors.ts';
 import type {Emit} from '../../src/events.ts';
 import {awsError, errorCode, httpStatus, isNotFound, named} from './errors.ts';
-import {runPool} from './ebs-upload.ts';
+import {forEachBounded} from '../../src/provider-kit/upload.ts';
 import {adoptOrRecord, type AwsJournal} from './journal.ts';
 import type {AwsClients} from './sdk.ts';
 
@@ -75,7 +75,7 @@ export async function uploadToS3(options: S3UploadOptions): Promise<S3UploadResu
   const file = await open(options.path, 'r');
   try {
     const numbers = Array.from({length: partCount}, (_, i) => i + 1);
-    await runPool(numbers, options.concurrency ?? 4, signal, async (n) => {
+    await forEachBounded(numbers, {concurrency: options.concurrency ?? 4, ...(signal ? {signal} : {})}, async (n) => {
       const offset = (n - 1) * partSize;
       const length = Math.min(partSize, size - offset);
       const body = Buffer.alloc(length);

@@ -5,6 +5,7 @@
 import {open, readFile, readdir, stat} from 'node:fs/promises';
 import {basename, dirname, extname, join} from 'node:path';
 import {TskitError} from '../../src/errors.ts';
+import {openDisk, sniffDiskFormat} from '../../src/formats/decode.ts';
 
 export type DiskFormat = 'raw' | 'qcow2' | 'vpc' | 'vhdx' | 'vmdk';
 
@@ -162,15 +163,10 @@ async function diskImage(path: string, formatHint: string | undefined, hintUefi:
   return {kind: 'disk', name, path, format, media, needsUefi: uefiReason !== undefined, ...(uefiReason ? {uefiReason} : {})};
 }
 
-/** The qemu block driver a disk's magic bytes name; undefined for raw (no magic). */
+/** The qemu block driver a disk's magic bytes name (src/formats' sniffer); undefined for raw (no magic). */
 export function sniffFormat(head: Buffer, tail: Buffer): DiskFormat | undefined {
-  const magic = head.subarray(0, 8).toString('latin1');
-  if (magic.startsWith('QFI\xfb')) return 'qcow2';
-  if (magic === 'vhdxfile') return 'vhdx';
-  if (magic.startsWith('KDMV') || head.subarray(0, 21).toString('latin1') === '# Disk DescriptorFile') return 'vmdk';
-  // Dynamic VHDs start with a copy of the footer; fixed ones only end with it.
-  if (magic === 'conectix' || tail.subarray(0, 8).toString('latin1') === 'conectix') return 'vpc';
-  return undefined;
+  const format = sniffDiskFormat(head, tail);
+  return format === 'vhd' ? 'vpc' : format === 'qcow2' || format === 'vhdx' || format === 'vmdk' ? format : undefined;
 }
 
 function formatFromHint(hint: string): DiskFormat | undefined {
@@ -196,19 +192,15 @@ export function mbrNeedsUefi(sector0: Buffer, sector1Start: Buffer): string | un
   return undefined;
 }
 
-/** An ISO whose El Torito catalog has EFI boot entries and no BIOS one. */
+/** An ISO whose El Torito catalog has EFI boot entries and no BIOS one (the boot probe reads the catalog). */
 async function isoNeedsUefi(path: string): Promise<string | undefined> {
-  const record = await readAt(path, 17 * 2048, 2048);
-  if (record[0] !== 0 || record.subarray(1, 6).toString('latin1') !== 'CD001' || !record.subarray(7, 30).toString('latin1').startsWith('EL TORITO')) return undefined;
-  const catalog = await readAt(path, record.readUInt32LE(0x47) * 2048, 2048);
-  if (catalog[0] !== 1) return undefined;
-  const platforms = new Set([catalog[1]]);
-  for (let off = 64; off + 32 <= catalog.length; off += 32) {
-    const id = catalog[off];
-    if (id === 0x90 || id === 0x91) platforms.add(catalog[off + 1]);
-    else if (id !== 0x88 && id !== 0x00 && id !== 0x44) break;
+  const disk = await openDisk(path, {format: 'iso'});
+  try {
+    const catalog = (await disk.probe()).elTorito;
+    return catalog?.efi && !catalog.bios ? 'the ISO has only EFI boot entries' : undefined;
+  } finally {
+    await disk.close();
   }
-  return platforms.has(0xef) && !platforms.has(0) ? 'the ISO has only EFI boot entries' : undefined;
 }
 
 async function readAt(path: string, position: number, length: number): Promise<Buffer> {

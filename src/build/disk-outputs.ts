@@ -3,10 +3,10 @@
 // (src/formats/layout.ts) and written by the container encoder the format names.
 import {createReadStream} from 'node:fs';
 import {readFile} from 'node:fs/promises';
-import {join} from 'node:path';
+import {basename, join} from 'node:path';
 import {TskitError} from '../errors.ts';
 import type {BootloaderFiles} from '../formats/bootloader.ts';
-import {encodeDisk, sizeMultiple, type ContainerFormat} from '../formats/encode.ts';
+import {checkMaxSize, encodeDisk, sizeMultiple, type ContainerFormat} from '../formats/encode.ts';
 import {bootDisk, bootIso, type BootMode, type BootPayload} from '../formats/layout.ts';
 import {writeBytes} from './byte-sink.ts';
 import type {Entry} from './entry.ts';
@@ -75,6 +75,7 @@ export function checkDiskOptions(formats: DiskFormat[], options: Pick<DiskOption
     }
     if (spec.layout === 'iso' && (options.size !== undefined || options.dataSize)) throw new TskitError(`--size and --data-size apply to disks, not to ${format}`);
     const multiple = sizeMultiple(spec.container);
+    if (options.size !== undefined) checkMaxSize(spec.container, options.size, `--size ${options.size} bytes`);
     if (options.size !== undefined && options.size % multiple !== 0) {
       throw new TskitError(`--size ${options.size} bytes: ${format} needs a whole number of ${multiple >= 1 << 30 ? `${multiple >> 30} GiB` : multiple >= 1 << 20 ? `${multiple >> 20} MiB` : `${multiple}-byte sectors`}`);
     }
@@ -109,6 +110,7 @@ export class DiskOutputs {
           });
     const staged = ctx.staged.stage(path);
     const written = await encodeDisk(spec.container, image, staged, {
+      name: basename(path),
       ...(ctx.signal ? {signal: ctx.signal} : {}),
       progress: (done) => ctx.emit({type: 'progress', task: `write ${path}`, done, unit: 'bytes'}),
     });

@@ -8,10 +8,11 @@ import {CONTAINER_FORMATS, type ContainerFormat} from '../formats/encode.ts';
 
 export default class Convert extends TskitCommand {
   static override summary = 'Convert a disk image to a cloud or hypervisor format';
-  static override description = `Reads INPUT (raw, VHD fixed or dynamic, VHDX, VMDK sparse or streamOptimized, or qcow2; the format \
+  static override description = `Reads INPUT (raw, ISO, VHD fixed or dynamic, VHDX, VMDK sparse or streamOptimized, qcow2, or a GCE tarball; the format \
 comes from the file unless --input-format says) and writes OUTPUT as --format, streaming: zero blocks are never stored, nothing \
 holds the whole disk in memory. The virtual size is rounded up to what the format's target needs (whole MiB for VHD, whole \
-GiB for gcp and aws). OUTPUT appears only when it is complete; a damaged input or an interruption leaves nothing behind.
+GiB for gcp and aws). OUTPUT appears only when it is complete; a damaged input, a disk larger than the format \
+holds, or an interruption leaves nothing behind.
 
 Formats: raw (sparse file), aws (raw for EBS), vhd (fixed, for Azure), dynamic-vhd (Hyper-V), vhdx (Hyper-V Gen2), \
 vmdk (streamOptimized, for vSphere and AWS import), qcow2 (v3), gcp (disk.raw in an oldgnu tar.gz, for GCE). The same \

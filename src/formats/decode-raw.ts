@@ -10,6 +10,7 @@
 // buffers aligned as O_DIRECT wants; its data then comes from the device, not the cache.
 import {constants} from 'node:fs';
 import {open, type FileHandle} from 'node:fs/promises';
+import type {RandomAccessFile} from './random-access.ts';
 import {TskitError} from '../errors.ts';
 import {isZero} from './blocks.ts';
 import type {DiskExtent, DiskImage} from './disk.ts';
@@ -31,7 +32,7 @@ export interface RawDiskOptions {
    */
   reuseBuffers?: boolean;
   /** The same file opened with O_DIRECT (openDirect), to read through instead of `file`. */
-  direct?: FileHandle;
+  direct?: RandomAccessFile;
   /** Stops reading (checked per chunk: long stretches of holes yield no extent to stop at). */
   signal?: AbortSignal;
 }
@@ -47,7 +48,7 @@ export async function openDirect(path: string, file: FileHandle): Promise<FileHa
 }
 
 /** A CHUNK-byte buffer whose address suits O_DIRECT, found by trying offsets (JS cannot see addresses). */
-async function alignedChunk(direct: FileHandle): Promise<Buffer | undefined> {
+async function alignedChunk(direct: RandomAccessFile): Promise<Buffer | undefined> {
   const raw = Buffer.allocUnsafeSlow(CHUNK + ALIGN);
   for (let shift = 0; shift < ALIGN; shift += 16) {
     try {
@@ -64,7 +65,7 @@ async function alignedChunk(direct: FileHandle): Promise<Buffer | undefined> {
 const HELD_CHUNKS = 2;
 
 /** `file` (kept open by the caller) as a disk of its own size rounded up to whole sectors. */
-export async function rawDiskImage(file: FileHandle, path: string, options: RawDiskOptions = {}): Promise<DiskImage> {
+export async function rawDiskImage(file: RandomAccessFile, path: string, options: RawDiskOptions = {}): Promise<DiskImage> {
   const stats = await file.stat();
   const fileSize = options.length ?? stats.size;
   if (fileSize > stats.size) throw new TskitError(`${path} is ${stats.size} bytes, shorter than the ${fileSize}-byte disk it should hold`);

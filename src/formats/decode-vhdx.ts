@@ -1,16 +1,19 @@
-// Reads VHDX as a DiskImage: the current header (CRC-32C checked, highest sequence number),
-// the region table (or its copy), the metadata items and the BAT. A log that still needs
-// replaying and differencing disks are refused with a message saying what to do.
+// Reads VHDX: the current header (CRC-32C checked, highest sequence number), the region
+// table (or its copy), the metadata items and the BAT. A log that still needs replaying and
+// differencing disks are refused with a message saying what to do. Sizes are held to the
+// specification's limits (64 TiB, regions on 1 MiB boundaries inside the file), and the BAT
+// is read in pieces.
 import {crc32cWithZeroField} from './crc32c.ts';
-import type {DiskImage} from './disk.ts';
-import {DiskFile, readMapped, type MappedRun} from './decode-mapped.ts';
+import {describeBytes} from './disk.ts';
+import {DiskFile, TableReader, type Mapping, type MappedRun} from './decode-mapped.ts';
 import {VHDX_BLOCK_STATE, VHDX_GUIDS, batIndex, chunkRatio} from './vhdx.ts';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
-const BAT_CHUNK = MiB;
+/** The largest virtual disk a VHDX holds (the specification's limit, as qemu enforces it). */
+export const VHDX_MAX_SIZE = 64 * 1024 * 1024 * MiB;
 
-export async function vhdxDiskImage(disk: DiskFile, signal?: AbortSignal): Promise<DiskImage> {
+export async function vhdxMapping(disk: DiskFile): Promise<Mapping> {
   const identifier = await disk.read(0, 8, 'file identifier');
   if (identifier.toString('latin1') !== 'vhdxfile') throw disk.corrupt('no "vhdxfile" identifier at byte 0');
 
@@ -30,24 +33,30 @@ export async function vhdxDiskImage(disk: DiskFile, signal?: AbortSignal): Promi
   }
 
   let regions: Buffer | undefined;
+  let regionsAt = 0;
   for (const at of [192 * KiB, 256 * KiB]) {
     const table = await disk.read(at, 64 * KiB, 'region table');
     const problem = checkCrc(table, 'regi', 64 * KiB);
     if (!problem) {
       regions = table;
+      regionsAt = at;
       break;
     }
     problems.push(`region table at byte ${at}: ${problem}`);
   }
   if (!regions) throw disk.corrupt(problems.join('; '));
   const regionCount = regions.readUInt32LE(8);
-  if (regionCount > 2047) throw disk.corrupt(`the region table claims ${regionCount} entries (at most 2047)`);
+  if (regionCount > 2047) throw disk.corrupt(`the region table at byte ${regionsAt} claims ${regionCount} entries (at most 2047)`);
   let bat: {offset: number; length: number} | undefined;
   let metadata: {offset: number; length: number} | undefined;
   for (let i = 0; i < regionCount; i++) {
     const at = 16 + i * 32;
     const guid = regions.subarray(at, at + 16);
-    const region = {offset: Number(regions.readBigUInt64LE(at + 16)), length: regions.readUInt32LE(at + 24)};
+    const rawOffset = regions.readBigUInt64LE(at + 16);
+    const region = {offset: Number(rawOffset), length: regions.readUInt32LE(at + 24)};
+    const where = `region table entry ${i} (at byte ${regionsAt + at})`;
+    if (rawOffset % BigInt(MiB) !== 0n || rawOffset < BigInt(MiB) || region.length % MiB !== 0) throw disk.corrupt(`${where} places a region at byte ${rawOffset} with ${region.length} bytes, not on 1 MiB boundaries past the headers`);
+    if (rawOffset + BigInt(region.length) > BigInt(disk.size)) throw disk.corrupt(`${where} places a region at byte ${rawOffset} with ${region.length} bytes, past the end of the file (${disk.size} bytes)`);
     if (guid.equals(VHDX_GUIDS.bat)) bat = region;
     else if (guid.equals(VHDX_GUIDS.metadata)) metadata = region;
     else if (regions.readUInt32LE(at + 28) & 1) throw disk.unsupported(`the region table lists a required region this reader does not know (entry ${i})`);
@@ -57,7 +66,7 @@ export async function vhdxDiskImage(disk: DiskFile, signal?: AbortSignal): Promi
   const meta = await disk.read(metadata.offset, Math.min(metadata.length, 64 * KiB), 'metadata table');
   if (meta.toString('latin1', 0, 8) !== 'metadata') throw disk.corrupt(`no "metadata" table at byte ${metadata.offset} (the metadata region)`);
   const itemCount = meta.readUInt16LE(10);
-  if (itemCount > 2047) throw disk.corrupt(`the metadata table claims ${itemCount} entries (at most 2047)`);
+  if (itemCount > 2047 || 32 + itemCount * 32 > meta.length) throw disk.corrupt(`the metadata table at byte ${metadata.offset} claims ${itemCount} entries (at most 2047, within its ${metadata.length}-byte region)`);
   const item = async (guid: Buffer, name: string, length: number): Promise<Buffer | undefined> => {
     for (let i = 0; i < itemCount; i++) {
       const at = 32 + i * 32;
@@ -79,26 +88,23 @@ export async function vhdxDiskImage(disk: DiskFile, signal?: AbortSignal): Promi
   if (blockSize < MiB || blockSize > 256 * MiB || (blockSize & (blockSize - 1)) !== 0) throw disk.corrupt(`block size ${blockSize} is not a power of two from 1 MiB to 256 MiB`);
   const logicalSector = sectorItem.readUInt32LE(0);
   if (logicalSector !== 512 && logicalSector !== 4096) throw disk.corrupt(`logical sector size ${logicalSector} is neither 512 nor 4096`);
-  const virtualSize = Number(sizeItem.readBigUInt64LE(0));
+  const rawVirtualSize = sizeItem.readBigUInt64LE(0);
+  if (rawVirtualSize > BigInt(VHDX_MAX_SIZE)) throw disk.corrupt(`the virtual disk size ${rawVirtualSize} (metadata item virtual disk size) is beyond the format's limit of ${describeBytes(VHDX_MAX_SIZE)}`);
+  const virtualSize = Number(rawVirtualSize);
   const size = Math.ceil(virtualSize / 512) * 512;
   const ratio = chunkRatio(blockSize, logicalSector);
   const blocks = Math.ceil(virtualSize / blockSize);
   const entries = blocks === 0 ? 0 : blocks + Math.floor((blocks - 1) / ratio);
   if (entries * 8 > bat.length) throw disk.corrupt(`the BAT region (${bat.length} bytes at byte ${bat.offset}) is too small for ${entries} entries`);
 
-  const runs = async function* (): AsyncGenerator<MappedRun> {
-    let chunk: Buffer | undefined;
-    let chunkStart = -1;
-    for (let block = 0; block < blocks; block++) {
+  const table = new TableReader(disk, bat.offset, entries * 8, 'BAT');
+  const runs = async function* (from: number): AsyncGenerator<MappedRun> {
+    for (let block = Math.floor(from / blockSize); block < blocks; block++) {
       const entryAt = batIndex(block, ratio) * 8;
-      const start = Math.floor(entryAt / BAT_CHUNK) * BAT_CHUNK;
-      if (start !== chunkStart) {
-        chunk = await disk.read(bat.offset + start, Math.min(BAT_CHUNK, entries * 8 - start), 'BAT');
-        chunkStart = start;
-      }
-      const entry = chunk!.readBigUInt64LE(entryAt - start);
+      if (!table.holds(entryAt)) await table.load(entryAt);
+      const entry = table.u64le(entryAt);
       const state = Number(entry & 7n);
-      const what = `payload block ${block} (BAT entry at byte ${bat.offset + entryAt})`;
+      const what = `payload block ${block} (BAT entry at byte ${table.where(entryAt)})`;
       if (state === VHDX_BLOCK_STATE.partiallyPresent) throw disk.unsupported(`${what} is partially present, which only differencing disks use`);
       if (state !== VHDX_BLOCK_STATE.fullyPresent) {
         if (state === 4 || state > 7) throw disk.corrupt(`${what} has the invalid state ${state}`);
@@ -108,7 +114,7 @@ export async function vhdxDiskImage(disk: DiskFile, signal?: AbortSignal): Promi
       yield {virtual, host: Number(entry >> 20n) * MiB, length: Math.min(blockSize, size - virtual), what};
     }
   };
-  return {size, extents: () => readMapped(disk, runs(), signal)};
+  return {size, variant: 'vhdx', runs};
 }
 
 function checkCrc(block: Buffer, signature: string, length: number): string | undefined {

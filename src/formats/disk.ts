@@ -21,3 +21,21 @@ export interface DiskImage {
    */
   extents(): AsyncIterable<DiskExtent>;
 }
+
+/**
+ * The largest virtual disk tskit reads or writes: 4 PiB (2^52 bytes), far beyond any cloud's
+ * disk and what every format here caps at, and small enough that byte offsets stay exact
+ * JavaScript numbers with room for the sums readers make.
+ */
+export const MAX_DISK_SIZE = 2 ** 52;
+
+/** A human size for messages: 1 PiB, 64 TiB, 2040 GiB, 512 MiB, 300 bytes. */
+export function describeBytes(bytes: number): string {
+  for (const [unit, size] of [['PiB', 2 ** 50], ['TiB', 2 ** 40], ['GiB', 2 ** 30], ['MiB', 2 ** 20], ['KiB', 2 ** 10]] as const) {
+    if (bytes >= size && bytes % size === 0) return `${bytes / size} ${unit}`;
+  }
+  for (const [unit, size] of [['PiB', 2 ** 50], ['TiB', 2 ** 40], ['GiB', 2 ** 30], ['MiB', 2 ** 20]] as const) {
+    if (bytes >= size) return `${(bytes / size).toFixed(1)} ${unit}`;
+  }
+  return `${bytes} bytes`;
+}

@@ -7,7 +7,8 @@ import {randomBytes} from 'node:crypto';
 import {rename, rm} from 'node:fs/promises';
 import {basename, dirname, join} from 'node:path';
 import {TskitError} from '../errors.ts';
-import type {DiskImage} from './disk.ts';
+import {describeBytes, MAX_DISK_SIZE, type DiskImage} from './disk.ts';
+import {GCP_MAX_DISK} from './decode-gcp.ts';
 import type {EncodeContext, Encoder} from './encoder.ts';
 import {FileSink} from './file-sink.ts';
 import {encodeGcpTarball} from './gcp-tar.ts';
@@ -45,6 +46,12 @@ export interface EncodeOptions {
   level?: number;
   /** Seconds since 1970 recorded where a format keeps a time (default: SOURCE_DATE_EPOCH, else LinuxKit's epoch). */
   epoch?: number;
+  /**
+   * The file name the output will finally have, when `path` is itself a staging name (the
+   * VMDK descriptor names its extent file: a temporary name there breaks the image and its
+   * reproducibility). Default: `path`'s own name.
+   */
+  name?: string;
 }
 
 export interface Encoded {
@@ -56,6 +63,28 @@ export interface Encoded {
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
+const TiB = 1024 * GiB;
+
+/**
+ * The largest virtual disk each output holds, and why: the format's specification, or the
+ * cloud the format is for. Checked before anything is written.
+ */
+export const MAX_SIZES: Record<ContainerFormat, {bytes: number; why: string}> = {
+  raw: {bytes: MAX_DISK_SIZE, why: 'the largest disk tskit handles'},
+  aws: {bytes: 64 * TiB, why: "EBS's largest volume (StartSnapshot takes at most 65536 GiB)"},
+  vhd: {bytes: 32 * TiB, why: 'the largest fixed VHD Azure takes for a managed disk'},
+  'dynamic-vhd': {bytes: 2040 * GiB, why: "the VHD format's limit (Hyper-V, qemu-img)"},
+  vhdx: {bytes: 64 * TiB, why: "the VHDX specification's limit"},
+  vmdk: {bytes: 62 * TiB, why: "vSphere's largest virtual disk"},
+  qcow2: {bytes: 2 * 1024 * TiB, why: "qemu's limit for 64 KiB clusters: an L1 table of at most 32 MiB"},
+  gcp: {bytes: GCP_MAX_DISK, why: "GCE's largest disk"},
+};
+
+/** Fails, in one line, when `size` is beyond what `format` holds. */
+export function checkMaxSize(format: ContainerFormat, size: number, what = 'this disk'): void {
+  const max = MAX_SIZES[format];
+  if (size > max.bytes) throw new TskitError(`${/^[aeiou]/.test(format) ? 'an' : 'a'} ${format} disk holds at most ${describeBytes(max.bytes)} (${max.why}); ${what} is ${describeBytes(size)}`);
+}
 
 /**
  * The virtual size a format's target demands it be a multiple of: Azure takes fixed VHDs
@@ -89,6 +118,7 @@ export function roundSize(format: ContainerFormat, size: number): number {
 export async function encodeDisk(format: ContainerFormat, image: DiskImage, path: string, options: EncodeOptions = {}): Promise<Encoded> {
   const encoder = ENCODERS[format];
   if (!encoder) throw new TskitError(`unknown disk format ${format} (known: ${CONTAINER_FORMATS.join(', ')})`);
+  checkMaxSize(format, image.size);
   const multiple = sizeMultiple(format);
   if (image.size <= 0 || image.size % multiple !== 0) {
     throw new TskitError(`a ${format} disk must be a non-zero whole number of ${describeSize(multiple)}; this one is ${image.size} bytes`);
@@ -98,7 +128,7 @@ export async function encodeDisk(format: ContainerFormat, image: DiskImage, path
 
   let lastReport = 0;
   const context: EncodeContext = {
-    name: basename(path),
+    name: options.name ?? basename(path),
     epoch: options.epoch ?? sourceDateEpoch(),
     level,
     ...(options.signal ? {signal: options.signal} : {}),

@@ -1,6 +1,7 @@
-// The retry policy the SDK clients use: budgets, backoff with jitter, throttling, hints.
+// The retry policy the AWS SDK clients use (the provider kit's, in the SDK's slot): budgets,
+// backoff with jitter, throttling, hints.
 import {describe, expect, it} from 'vitest';
-import {BudgetRetryStrategy, retryDelay, retryPolicyFromEnv, defaultRetryPolicy} from '../../../providers/aws/retry.ts';
+import {BudgetRetryStrategy, retryPolicyFromEnv, defaultRetryPolicy} from '../../../providers/aws/retry.ts';
 
 describe('retry policy', () => {
   it('AWS_MAX_ATTEMPTS sets the budget; nonsense keeps the default', () => {
@@ -9,19 +10,10 @@ describe('retry policy', () => {
     expect(retryPolicyFromEnv({}).maxAttempts).toBe(defaultRetryPolicy.maxAttempts);
   });
 
-  it('full jitter below an exponential ceiling; throttling starts higher; all capped', () => {
-    const policy = {...defaultRetryPolicy, random: () => 0.999};
-    expect(retryDelay(policy, 1, {errorType: 'TRANSIENT'})).toBeLessThan(250);
-    expect(retryDelay(policy, 3, {errorType: 'TRANSIENT'})).toBeGreaterThan(900);
-    expect(retryDelay(policy, 3, {errorType: 'TRANSIENT'})).toBeLessThan(1000);
-    expect(retryDelay(policy, 1, {errorType: 'THROTTLING'})).toBeGreaterThan(900);
-    expect(retryDelay(policy, 30, {errorType: 'THROTTLING'})).toBeLessThanOrEqual(policy.maxDelayMs);
-    expect(retryDelay({...policy, random: () => 0}, 2, {errorType: 'TRANSIENT'})).toBe(0);
-  });
-
-  it('a Retry-After hint is honoured', () => {
-    const delay = retryDelay({...defaultRetryPolicy, random: () => 0}, 1, {errorType: 'THROTTLING', retryAfterHint: new Date(Date.now() + 5000)});
-    expect(delay).toBeGreaterThan(4000);
+  it('a Retry-After hint reaches the delay the SDK waits', async () => {
+    const strategy = new BudgetRetryStrategy({...defaultRetryPolicy, random: () => 0});
+    const token = await strategy.refreshRetryTokenForRetry(await strategy.acquireInitialRetryToken(''), {errorType: 'THROTTLING', retryAfterHint: new Date(Date.now() + 5000)});
+    expect(token.getRetryDelay()).toBeGreaterThan(4000);
   });
 
   it('retries transient and server errors within the budget, never client errors or unknown hosts', async () => {

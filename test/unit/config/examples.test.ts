@@ -1,4 +1,4 @@
-// LinuxKit's own examples (../shared/linuxkit-examples, unchanged) must all validate.
+// LinuxKit's own examples (test/fixtures/linuxkit-examples, unchanged; see its NOTICE) must all validate.
 import {readdirSync} from 'node:fs';
 import {fileURLToPath} from 'node:url';
 import {join} from 'node:path';
@@ -6,7 +6,7 @@ import {describe, expect, it} from 'vitest';
 import {loadConfig, validateSources} from '../../../src/config/load.ts';
 import {formatProblem} from '../../../src/config/problems.ts';
 
-const dir = fileURLToPath(new URL('../../../../shared/linuxkit-examples', import.meta.url));
+const dir = fileURLToPath(new URL('../../fixtures/linuxkit-examples', import.meta.url));
 const files = readdirSync(dir)
   .filter((f) => f.endsWith('.yml') || f.endsWith('.yaml'))
   .sort();

@@ -200,7 +200,9 @@ describe('readers, on damaged images', () => {
     expect(await failure(join(dir, 'cut.vmdk'))).toMatch(/no footer marker, footer and end-of-stream marker in the last 1536 bytes .* the stream is truncated/);
     const whole = await readFile(join(dir, 'stream.vmdk')); // qemu's: directory in the header
     await writeFile(join(dir, 'cut-qemu.vmdk'), whole.subarray(0, Math.floor(whole.length / 2)));
-    expect(await failure(join(dir, 'cut-qemu.vmdk'))).toMatch(/the stream does not end with an end-of-stream marker .* it is truncated/);
+    // qemu-img's streams may end without an end-of-stream marker (an incompressible last grain
+    // overruns it), so a cut one is caught where its tables point past the end
+    expect(await failure(join(dir, 'cut-qemu.vmdk'))).toMatch(/grain \d+ \(table \d+ entry \d+, byte \d+\) at byte \d+ \(\d+ bytes\) lies past the end of the file \(\d+ bytes\); the image is truncated/);
     const garbled = join(dir, 'garbled.vmdk');
     await writeFile(garbled, whole);
     const opened = await openDisk(garbled);

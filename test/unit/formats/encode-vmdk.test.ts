@@ -134,4 +134,12 @@ describe('streamOptimized VMDK', () => {
     expect(other.descriptor).not.toBe(stream.descriptor);
     expect(other.grains.length).toBe(stream.grains.length);
   });
+
+  it('names its final file in the descriptor when written under a staging name (the build writes hidden temp names)', async () => {
+    await mkdir(join(dir, 'staged'));
+    await encodeDisk('vmdk', memoryDiskImage(disk), join(dir, 'staged', '.disk.vmdk.tskit-tmp-123-abcd'), {epoch: 1_600_000_000, name: 'disk.vmdk'});
+    const staged = await readFile(join(dir, 'staged', '.disk.vmdk.tskit-tmp-123-abcd'));
+    expect(parseStreamVmdk(staged).descriptor).toContain(`RW ${size / 512} SPARSE "disk.vmdk"`);
+    expect(staged.equals(vmdk)).toBe(true);
+  });
 });

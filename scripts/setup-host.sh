@@ -12,7 +12,18 @@ packages=(
   libxml2-utils                                       # xmllint: JUnit reports checked against an XML Schema
   dosfstools mtools fdisk gdisk genisoimage xorriso   # disk layout peers (fsck.fat, mdir, sfdisk, sgdisk, isoinfo); fixture boot loaders
   python3-pip                                         # the AWS peer, moto, comes from PyPI
+  squashfs-tools erofs-utils                          # independent readers of kernel+squashfs / kernel+erofs (unsquashfs, fsck.erofs)
+  gcc make flex bison bc libelf-dev binutils          # the fixture kernel with built-in root drivers (test/fixtures/kernel), readelf
+  iproute2 util-linux                                 # --networking tap/bridge tests in their own namespaces (ip, unshare)
+  qemu-system-arm qemu-efi-aarch64                    # run qemu --arch arm64 (qemu-system-aarch64, AAVMF)
 )
+# the arm64 fixtures are made from Debian's arm64 packages (apt-get download PKG:arm64)
+if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo dpkg --add-architecture arm64
+  $sudo apt-get update -qq
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -2,7 +2,7 @@
 // accelerator, firmware, disks, network) so it can be read and tested on its own.
 import type {BootImage} from './image.ts';
 import type {PreparedDisk} from './disks.ts';
-import type {PortForward} from './options.ts';
+import type {Networking, PortForward} from './options.ts';
 
 export interface QemuPlan {
   /** Also the temp dir's name and qemu's -name, so `destroy` and `list` can find both. */
@@ -14,12 +14,16 @@ export interface QemuPlan {
   cpus: number;
   memMiB: number;
   machine: string;
+  /** false on arm64's virt (no IDE): CDs and the kernel+squashfs root go on virtio-scsi. */
+  ide?: boolean;
   /** OVMF.fd when booting UEFI. */
   firmware?: string;
   /** Appended to the image's kernel command line. */
   extraCmdline?: string;
   disks: readonly PreparedDisk[];
-  networking: 'none' | 'user';
+  networking: Networking;
+  /** The NIC's MAC on a tap or bridge (distinct per guest). */
+  hostNicMac?: string;
   publish: readonly PortForward[];
   /** The user-mode NIC's MAC (qemu's default when absent). */
   natMac?: string;
@@ -29,6 +33,8 @@ export interface QemuPlan {
   fwCfg?: readonly {name: string; file: string}[];
   /** A read-only NoCloud `cidata` volume, attached as a virtio disk (found by its label). */
   seedImage?: string;
+  /** LinuxKit's metadata ISO (--data): a CD on virtio-scsi, /dev/sr0 in the guest. */
+  dataIso?: string;
 }
 
 /** qemu's option syntax: a comma inside a value is written twice. */
@@ -74,9 +80,21 @@ export function qemuArgs(plan: QemuPlan): string[] {
   if (plan.firmware) args.push('-bios', plan.firmware);
   const image = plan.image;
   if (image.kind === 'kernel+initrd') {
-    args.push('-kernel', image.kernel, '-initrd', image.initrd, '-append', kernelCmdline(image, plan.extraCmdline));
+    args.push('-kernel', image.kernel, ...(image.initrd ? ['-initrd', image.initrd] : []), '-append', kernelCmdline(image, plan.extraCmdline));
+    // the root filesystem image as LinuxKit attaches it (the first IDE/AHCI disk: /dev/sda);
+    // snapshot=on: the guest may write, the file (shared by a cluster's VMs) never changes
+    if (image.rootDisk && plan.ide !== false) args.push('-drive', `file=${optionValue(image.rootDisk)},format=raw,index=0,media=disk,snapshot=on`);
+    // no IDE (arm64 virt): the first SCSI disk is /dev/sda too
+    else if (image.rootDisk) args.push('-device', 'virtio-scsi-pci,id=rootscsi', '-drive', `if=none,id=root,format=raw,snapshot=on,file=${optionValue(image.rootDisk)}`, '-device', 'scsi-hd,drive=root,bus=rootscsi.0');
+    if (image.rootCdrom) {
+      args.push('-drive', `if=none,id=root,media=cdrom,readonly=on,format=raw,file=${optionValue(image.rootCdrom)}`);
+      if (plan.ide === false) args.push('-device', 'virtio-scsi-pci,id=rootscsi', '-device', 'scsi-cd,drive=root,bus=rootscsi.0');
+      else args.push('-device', 'ide-cd,drive=root');
+    }
   } else if (image.media === 'cdrom') {
-    args.push('-drive', `if=none,id=boot,media=cdrom,readonly=on,format=raw,file=${optionValue(image.path)}`, '-device', 'ide-cd,drive=boot,bootindex=0');
+    args.push('-drive', `if=none,id=boot,media=cdrom,readonly=on,format=raw,file=${optionValue(image.path)}`);
+    if (plan.ide === false) args.push('-device', 'virtio-scsi-pci,id=bootscsi', '-device', 'scsi-cd,drive=boot,bus=bootscsi.0,bootindex=0');
+    else args.push('-device', 'ide-cd,drive=boot,bootindex=0');
   } else {
     args.push('-drive', `if=none,id=boot,format=${image.format},file=${optionValue(image.path)}`, '-device', 'virtio-blk-pci,drive=boot,bootindex=0');
   }
@@ -86,10 +104,18 @@ export function qemuArgs(plan: QemuPlan): string[] {
   if (plan.seedImage) {
     args.push('-drive', `if=none,id=seed,format=raw,readonly=on,file=${optionValue(plan.seedImage)}`, '-device', 'virtio-blk-pci,drive=seed');
   }
+  if (plan.dataIso) {
+    args.push('-device', 'virtio-scsi-pci,id=datascsi', '-drive', `if=none,id=data,media=cdrom,readonly=on,format=raw,file=${optionValue(plan.dataIso)}`, '-device', 'scsi-cd,drive=data,bus=datascsi.0');
+  }
   if (plan.networking === 'user') {
     const forwards = plan.publish.map((p) => `,hostfwd=${p.protocol}:${p.hostAddress}:${p.hostPort}-:${p.guestPort}`).join('');
     // romfile= (empty): no iPXE option ROM; tskit never network-boots.
     args.push('-netdev', `user,id=net0${forwards}`, '-device', `virtio-net-pci,netdev=net0,romfile=${plan.natMac ? `,mac=${plan.natMac}` : ''}`);
+  }
+  if (typeof plan.networking === 'object') {
+    const {mode, name} = plan.networking;
+    const netdev = mode === 'tap' ? `tap,id=net0,ifname=${name},script=no,downscript=no` : `bridge,id=net0,br=${name}`;
+    args.push('-netdev', netdev, '-device', `virtio-net-pci,netdev=net0,romfile=${plan.hostNicMac ? `,mac=${plan.hostNicMac}` : ''}`);
   }
   // After the NAT NIC, so it is the second interface (eth1) when both are there.
   if (plan.clusterNic) {

@@ -14,7 +14,12 @@ export interface KernelInitrdImage {
   /** For console prefixes and the instance name: "hello" for out/hello. */
   name: string;
   kernel: string;
-  initrd: string;
+  /** Absent for kernel+squashfs and kernel+erofs, whose root is `rootDisk`. */
+  initrd?: string;
+  /** kernel+squashfs / kernel+erofs: the root filesystem image, attached as /dev/sda (LinuxKit's way). */
+  rootDisk?: string;
+  /** kernel+iso: the root filesystem ISO, attached as the first CD (/dev/sr0). */
+  rootCdrom?: string;
   /** The -cmdline file's text (trimmed), or "console=ttyS0" when there is none. */
   cmdline: string;
   cmdlineFile?: string;
@@ -39,6 +44,9 @@ export type BootImage = KernelInitrdImage | DiskImage;
 /** LinuxKit output formats `tskit run qemu` boots (what the provider's `accepts` lists). */
 export const bootableFormats = [
   'kernel+initrd',
+  'kernel+squashfs',
+  'kernel+erofs',
+  'kernel+iso',
   'raw-bios',
   'raw-efi',
   'qcow2-bios',
@@ -62,7 +70,7 @@ const extensionFormats: Record<string, DiskFormat> = {
   '.iso': 'raw',
 };
 
-const kernelSuffixes = ['-kernel', '-initrd.img', '-cmdline'];
+const kernelSuffixes = ['-kernel', '-initrd.img', '-cmdline', '-squashfs.img', '-erofs.img'];
 
 export async function resolveImage(path: string, formatHint?: string): Promise<BootImage> {
   const hintUefi = formatHint !== undefined && /-efi(-initrd)?$/.test(formatHint);
@@ -70,38 +78,60 @@ export async function resolveImage(path: string, formatHint?: string): Promise<B
   if (info?.isDirectory()) return kernelInitrdInDirectory(path, hintUefi);
   if (info?.isFile()) {
     const suffix = kernelSuffixes.find((s) => path.endsWith(s));
-    if (suffix) return kernelInitrd(path.slice(0, -suffix.length), hintUefi);
-    if (formatHint === 'kernel+initrd') return kernelInitrd(path, hintUefi);
+    if (suffix) {
+      const named = {'-squashfs.img': 'kernel+squashfs', '-erofs.img': 'kernel+erofs', '-initrd.img': 'kernel+initrd'}[suffix];
+      return kernelInitrd(path.slice(0, -suffix.length), hintUefi, named ?? formatHint);
+    }
+    if (formatHint?.startsWith('kernel+')) return kernelInitrd(path, hintUefi, formatHint);
     if (/\.(tar|tgz|tar\.gz)$/.test(path)) {
       throw new TskitError(`${path}: tar-kernel-initrd archives are not booted directly yet; unpack it, or build kernel+initrd`, {exitCode: 125});
     }
     return diskImage(path, formatHint, hintUefi);
   }
-  if (await isFile(`${path}-kernel`)) return kernelInitrd(path, hintUefi);
+  if (await isFile(`${path}-kernel`)) return kernelInitrd(path, hintUefi, formatHint);
   throw new TskitError(`${path}: no such image (looked for the file, and for ${path}-kernel with ${path}-initrd.img)`, {exitCode: 125});
 }
 
-async function kernelInitrd(prefix: string, hintUefi: boolean): Promise<KernelInitrdImage> {
+async function kernelInitrd(prefix: string, hintUefi: boolean, formatHint?: string): Promise<KernelInitrdImage> {
   // A directory prefix ("out/") names files "kernel", "initrd.img", "cmdline" as tar-kernel-initrd has them.
   const sep = prefix.endsWith('/') || prefix === '' ? '' : '-';
   const kernel = `${prefix}${sep}kernel`;
-  const initrd = `${prefix}${sep}initrd.img`;
   const cmdlineFile = `${prefix}${sep}cmdline`;
-  for (const [file, what] of [[kernel, 'kernel'], [initrd, 'initrd']] as const) {
+  const root = await kernelRoot(prefix, sep, formatHint);
+  for (const [file, what] of [[kernel, 'kernel'], [root.file, root.what]] as const) {
     if (!(await isFile(file))) throw new TskitError(`${prefix}: the ${what} ${file} is missing`, {exitCode: 125});
   }
   const cmdlineText = await readFile(cmdlineFile, 'utf8').catch(() => undefined);
   const name = basename(sep ? prefix : dirname(`${prefix}x`)) || 'qemu';
+  const cmdline = cmdlineText === undefined ? 'console=ttyS0' : cmdlineText.trim().replace(/\s+/g, ' ');
   return {
     kind: 'kernel+initrd',
     name,
     kernel,
-    initrd,
-    cmdline: cmdlineText === undefined ? 'console=ttyS0' : cmdlineText.trim().replace(/\s+/g, ' '),
+    ...(root.what === 'initrd' ? {initrd: root.file} : root.what === 'iso root' ? {rootCdrom: root.file} : {rootDisk: root.file}),
+    // as LinuxKit's run qemu: the root filesystem image is the first disk (an ISO: the first CD)
+    cmdline: root.what === 'initrd' ? cmdline : `${cmdline} root=${root.what === 'iso root' ? '/dev/sr0' : '/dev/sda'}`,
     ...(cmdlineText === undefined ? {} : {cmdlineFile}),
     needsUefi: hintUefi,
     ...(hintUefi ? {uefiReason: 'the image format is an -efi one'} : {}),
   };
+}
+
+/**
+ * What the kernel boots into: NAME-squashfs.img when there is one (LinuxKit's order), else
+ * NAME-initrd.img, else NAME-erofs.img, else NAME.iso; a kernel+ format hint picks one.
+ */
+async function kernelRoot(prefix: string, sep: string, formatHint?: string): Promise<{file: string; what: string}> {
+  const candidates = [
+    {format: 'kernel+squashfs', file: `${prefix}${sep}squashfs.img`, what: 'squashfs root'},
+    {format: 'kernel+initrd', file: `${prefix}${sep}initrd.img`, what: 'initrd'},
+    {format: 'kernel+erofs', file: `${prefix}${sep}erofs.img`, what: 'erofs root'},
+    {format: 'kernel+iso', file: `${prefix}.iso`, what: 'iso root'},
+  ];
+  const hinted = candidates.find((c) => c.format === formatHint);
+  if (hinted) return hinted;
+  for (const candidate of candidates) if (await isFile(candidate.file)) return candidate;
+  return candidates[1]!;
 }
 
 async function kernelInitrdInDirectory(dir: string, hintUefi: boolean): Promise<KernelInitrdImage> {

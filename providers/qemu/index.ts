@@ -18,6 +18,9 @@ import {clusterAddress, clusterMac, cmdlineWords, MAX_CLUSTER_SIZE, NAT_MAC, CLU
 import {defaultCpuModel, kernelCmdline, qemuArgs, type QemuPlan} from './args.ts';
 import {prepareDisks} from './disks.ts';
 import {writeSeedVolume} from './seed-volume.ts';
+import {writeDataIso} from './data-iso.ts';
+import {hostNicProblem, instanceMac} from './host-network.ts';
+import {aavmfAdvice, ARCH_PROFILES, hostArch} from './arch.ts';
 import {findOvmf, ovmfAdvice} from './firmware.ts';
 import {bootableFormats, resolveImage} from './image.ts';
 import {probeKvm} from './kvm-probe.ts';
@@ -64,7 +67,7 @@ export class QemuProvider implements Provider<unknown, QemuRunOptions> {
   readonly accepts: readonly string[] = bootableFormats;
 
   async check(options: QemuRunOptions = {}): Promise<void> {
-    const qemu = options.qemuBinary ?? defaultQemu();
+    const qemu = options.qemuBinary ?? defaultQemu(options.arch);
     if (!(await findExecutable(qemu))) throw new TskitError(`qemu: ${qemu} not found; ${qemuAdvice}`, {exitCode: 125});
     const creates = (options.disks ?? []).some((d) => !d.file);
     const named = await Promise.all((options.disks ?? []).filter((d) => d.file).map((d) => stat(d.file!).then(() => true, () => false)));
@@ -79,6 +82,10 @@ export class QemuProvider implements Provider<unknown, QemuRunOptions> {
     if ((options.publish ?? []).length > 0 && options.networking === 'none') {
       throw new TskitError('qemu: --publish needs networking; drop --networking none', {exitCode: 2});
     }
+    if (typeof options.networking === 'object') {
+      const problem = await hostNicProblem(options.networking);
+      if (problem) throw new TskitError(`qemu: ${problem}`, {exitCode: 125});
+    }
   }
 
   /**
@@ -91,21 +98,27 @@ export class QemuProvider implements Provider<unknown, QemuRunOptions> {
 
   async run(ref: ImageRef, options: QemuRunOptions, emit: Emit, signal: AbortSignal, context?: RunContext): Promise<Instance[]> {
     const image = await resolveImage(ref.id, options.format);
-    const qemu = options.qemuBinary ?? defaultQemu();
+    const qemu = options.qemuBinary ?? defaultQemu(options.arch);
+    const profile = ARCH_PROFILES[options.arch ?? hostArch() ?? 'amd64'];
+    const foreign = options.arch !== undefined && options.arch !== hostArch();
 
     let firmware: string | undefined;
-    if (options.uefi ?? image.needsUefi) {
-      firmware = options.firmware ?? (await findOvmf());
-      if (!firmware) throw new TskitError(`qemu: ${ref.id} needs UEFI (${image.uefiReason ?? '--uefi'}), and no OVMF firmware was found; ${ovmfAdvice}`, {exitCode: 125});
+    // arm64's virt machine boots disks and ISOs only through UEFI (there is no SeaBIOS for it)
+    if (options.uefi ?? (image.needsUefi || (profile.firmware.length > 0 && image.kind === 'disk'))) {
+      firmware = options.firmware ?? (profile.firmware.length > 0 ? await findOvmf(profile.firmware) : await findOvmf());
+      if (!firmware) throw new TskitError(`qemu: ${ref.id} needs UEFI (${image.uefiReason ?? (profile.firmware.length > 0 ? `${options.arch} boots disks with UEFI` : '--uefi')}), and no firmware was found; ${profile.firmware.length > 0 ? aavmfAdvice : ovmfAdvice}`, {exitCode: 125});
       if (options.uefi === undefined) emit({type: 'log', level: 'info', message: `booting ${image.name} with UEFI: ${image.uefiReason}`});
     } else if (image.needsUefi) {
       emit({type: 'log', level: 'warn', message: `${ref.id} looks UEFI-only (${image.uefiReason}) but --no-uefi was given`});
     }
-    if (image.kind === 'kernel+initrd' && !/(^|\s)console=ttyS0/.test(kernelCmdline(image, options.cmdline))) {
-      emit({type: 'log', level: 'warn', message: `the kernel command line has no console=ttyS0, so the serial console may stay silent (add it with --cmdline console=ttyS0)`});
+    // an image built for x86 names ttyS0; on arm64 the serial port is ttyAMA0, and the last console= wins
+    const archCmdline = image.kind === 'kernel+initrd' && profile.console !== 'ttyS0' && !new RegExp(`(^|\\s)console=${profile.console}`).test(kernelCmdline(image, options.cmdline)) ? `console=${profile.console}` : undefined;
+    if (image.kind === 'kernel+initrd' && !archCmdline && !new RegExp(`(^|\\s)console=${profile.console}`).test(kernelCmdline(image, options.cmdline))) {
+      emit({type: 'log', level: 'warn', message: `the kernel command line has no console=${profile.console}, so the serial console may stay silent (add it with --cmdline console=${profile.console})`});
     }
 
-    const accel = await this.chooseAccel(options, qemu, emit, signal);
+    const accel = foreign ? 'tcg' : await this.chooseAccel(options, qemu, emit, signal);
+    if (foreign && options.accel === 'kvm') throw new TskitError(`qemu: KVM cannot run an ${options.arch} guest on this ${hostArch() ?? process.arch} host; use --accel tcg`, {exitCode: 2});
     signal.throwIfAborted();
 
     // The id is chosen (and journalled) before the directory exists, so a tskit killed at any
@@ -122,20 +135,24 @@ export class QemuProvider implements Provider<unknown, QemuRunOptions> {
       const disks = await prepareDisks(options.disks ?? [], tempDir, options.qemuImgBinary ?? 'qemu-img', emit);
       const name = context?.name ?? image.name;
       const guest = await this.prepareGuest(name, tempDir, image.kind === 'kernel+initrd', options, emit, context);
+      const dataIso = options.data ? await writeDataIso(options.data, tempDir) : undefined;
       const plan: QemuPlan = {
         id,
         image,
         accel,
         cpus: options.cpus ?? 1,
-        cpu: options.cpuModel ?? defaultCpuModel(accel),
+        cpu: options.cpuModel ?? (accel === 'tcg' ? profile.tcgCpu : defaultCpuModel(accel)),
         memMiB: options.memMiB ?? 1024,
-        machine: options.machine ?? 'q35',
+        machine: options.machine ?? profile.machine,
+        ide: profile.ide,
         ...(firmware ? {firmware} : {}),
-        ...(options.cmdline || guest.cmdline ? {extraCmdline: [options.cmdline, guest.cmdline].filter(Boolean).join(' ')} : {}),
+        ...(options.cmdline || guest.cmdline || archCmdline ? {extraCmdline: [options.cmdline, guest.cmdline, archCmdline].filter(Boolean).join(' ')} : {}),
         disks,
         networking: options.networking ?? 'user',
+        ...(typeof options.networking === 'object' ? {hostNicMac: instanceMac(id)} : {}),
         publish: options.publish ?? [],
         ...guest.plan,
+        ...(dataIso ? {dataIso} : {}),
       };
       signal.throwIfAborted();
       entry.vm = await QemuProcess.start({binary: qemu, args: qemuArgs(plan), emit, signal, consoleDir: tempDir});
@@ -334,7 +351,8 @@ export class QemuProvider implements Provider<unknown, QemuRunOptions> {
 
 export const qemuProvider = new QemuProvider();
 
-export function defaultQemu(): string {
+export function defaultQemu(arch?: 'amd64' | 'arm64'): string {
+  if (arch && arch !== 'amd64') return ARCH_PROFILES[arch].qemu;
   return process.env.TSKIT_QEMU || 'qemu-system-x86_64';
 }
 

@@ -2,9 +2,12 @@
 // with LinuxKit (`--disk file=...,size=...,format=...`, `--publish 8080:80/tcp`).
 import {TskitError} from '../../src/errors.ts';
 import {parseSize, parseSizeMiB} from '../../src/run/size.ts';
+import {parseHostNic, type HostNic} from './host-network.ts';
+import {ARCH_NAMES, type GuestArch} from './arch.ts';
 
 export type Accel = 'auto' | 'kvm' | 'tcg';
-export type Networking = 'none' | 'user';
+/** user (NAT), none, or LinuxKit's tap,NAME / bridge,NAME (host-network.ts). */
+export type Networking = 'none' | 'user' | HostNic;
 
 export interface DiskSpec {
   /** Missing: a temporary disk, removed with the instance. */
@@ -50,6 +53,10 @@ export interface QemuRunOptions {
   stateDir?: string;
   /** Grace period for a clean stop before SIGTERM, then SIGKILL (default 3000 ms). */
   stopGraceMs?: number;
+  /** The guest's architecture (default: the host's); arm64 runs qemu-system-aarch64 (arch.ts). */
+  arch?: GuestArch;
+  /** LinuxKit's --data/--data-file: metadata handed to the guest as a CD holding /config. */
+  data?: {text: string} | {file: string};
 }
 
 /** `file=PATH,size=SIZE,format=FMT` in any order (a bare PATH is file=PATH). */
@@ -106,14 +113,22 @@ export interface QemuOptionWords {
   cmdline?: string;
   networking?: string;
   format?: string;
+  data?: string;
+  'data-file'?: string;
+  arch?: string;
 }
 
 /** The one translation of those words into QemuRunOptions (TskitError naming the word when one is wrong). */
 export function qemuRunOptions(words: QemuOptionWords, prefix = '--'): QemuRunOptions {
   const accel = words.accel ?? 'auto';
   if (!['auto', 'kvm', 'tcg'].includes(accel)) throw new TskitError(`${prefix}accel: expected auto, kvm or tcg, not "${accel}"`, {exitCode: 2});
-  const networking = words.networking;
-  if (networking !== undefined && networking !== 'user' && networking !== 'none') throw new TskitError(`${prefix}networking: expected user or none, not "${networking}"`, {exitCode: 2});
+  const word = words.networking === 'default' ? 'user' : words.networking;
+  const networking: Networking | undefined = word === undefined || word === 'user' || word === 'none' ? word : parseHostNic(word);
+  if (word !== undefined && networking === undefined) throw new TskitError(`${prefix}networking: expected user, none, tap,NAME or bridge,NAME, not "${word}"`, {exitCode: 2});
+  if (typeof networking === 'object' && (words.publish ?? []).length > 0) throw new TskitError(`${prefix}publish forwards ports of user networking; it does not apply to ${networking.mode},${networking.name}`, {exitCode: 2});
+  const arch = words.arch === undefined ? undefined : ARCH_NAMES[words.arch];
+  if (words.arch !== undefined && !arch) throw new TskitError(`${prefix}arch: expected amd64 (x86_64) or arm64 (aarch64), not "${words.arch}"`, {exitCode: 2});
+  if (words.data !== undefined && words['data-file'] !== undefined) throw new TskitError(`${prefix}data and ${prefix}data-file cannot both be given`, {exitCode: 2});
   if (words.cpus !== undefined && (!Number.isInteger(words.cpus) || words.cpus < 1)) throw new TskitError(`${prefix}cpus: expected a whole number of at least 1, not ${words.cpus}`, {exitCode: 2});
   return {
     accel: accel as Accel,
@@ -127,6 +142,8 @@ export function qemuRunOptions(words: QemuOptionWords, prefix = '--'): QemuRunOp
     ...(words.cmdline ? {cmdline: words.cmdline} : {}),
     ...(networking ? {networking} : {}),
     ...(words.format ? {format: words.format} : {}),
+    ...(arch ? {arch} : {}),
+    ...(words.data !== undefined ? {data: {text: words.data}} : words['data-file'] !== undefined ? {data: {file: words['data-file']}} : {}),
   };
 }
 
@@ -136,6 +153,7 @@ export function qemuRunOptions(words: QemuOptionWords, prefix = '--'): QemuRunOp
  */
 export function clusterConflict(options: QemuRunOptions, count: number): string | undefined {
   if (count <= 1) return undefined;
+  if (typeof options.networking === 'object' && options.networking.mode === 'tap') return `--networking tap,${options.networking.name} gives one tap device to one VM, not ${count}: use bridge,NAME for a cluster`;
   if ((options.publish ?? []).length > 0) return `--publish forwards one host port, and ${count} VMs cannot all have it: publish from a single VM (--count 1), or reach the VMs over the cluster network`;
   const named = (options.disks ?? []).find((d) => d.file);
   if (named) return `--disk file=${named.file} would be attached to all ${count} VMs at once; give cluster VMs temporary disks (--disk size=...)`;

@@ -21,8 +21,12 @@ export default defineProvider({
       uefi: {type: 'boolean'},
       firmware: {type: 'string'},
       cmdline: {type: 'string'},
-      networking: {type: 'enum', values: ['user', 'none']},
+      // user, none, tap,NAME or bridge,NAME: checked by qemuRunOptions
+      networking: {type: 'string'},
       format: {type: 'string'},
+      arch: {type: 'string'},
+      data: {type: 'string'},
+      'data-file': {type: 'string'},
     },
   },
   runOptions: async (block) => {

@@ -6,7 +6,7 @@ import type {Emit} from '../events.ts';
 import type {ImageEntry, MobyConfig, Section} from '../config/types.ts';
 import {parsePlatform} from '../oci/platform.ts';
 import type {ImageSource, LayoutSource, Platform, ResolvedImage} from '../oci/types.ts';
-import {bundleEntries} from './bundle.ts';
+import {bundleEntries, bundlePath} from './bundle.ts';
 import type {Entry} from './entry.ts';
 import {fileEntries} from './files.ts';
 import {flattenLayers, type LayerInput} from './flatten.ts';
@@ -14,6 +14,7 @@ import {APK_DATABASE, imageLayerInputs} from './image-layers.ts';
 import {kernelEntries} from './kernel.ts';
 import {withParents} from './top-level.ts';
 import {RESOLV_CONF_SYMLINK, volumeEntries, volumePlatforms} from './volumes.ts';
+import type {Reuse} from './input-tar.ts';
 
 export const SECTIONS: Section[] = ['onboot', 'onshutdown', 'services'];
 
@@ -33,6 +34,10 @@ export interface AssembleOptions {
   where?(path: Array<string | number>): string;
   /** How many images to resolve at once. */
   concurrency?: number;
+  /** --decompress-kernel: boot/kernel decompressed. */
+  decompressKernel?: boolean;
+  /** --input-tar: the parts a previous build's tar supplies (input-tar.ts). */
+  reuse?: Reuse;
 }
 
 /**
@@ -49,7 +54,8 @@ export interface ResolvedImages {
 }
 
 /** Starts resolving every image (pulling what the cache lacks); returns at once. */
-export function resolveImages(config: MobyConfig, options: Pick<AssembleOptions, 'source' | 'layouts' | 'platform' | 'concurrency'>): ResolvedImages {
+export function resolveImages(config: MobyConfig, options: Pick<AssembleOptions, 'source' | 'layouts' | 'platform' | 'concurrency'> & {skip?: ReadonlySet<string>}): ResolvedImages {
+  const skip = options.skip ?? new Set<string>();
   const queue: Array<() => void> = [];
   let running = 0;
   const limit = options.concurrency ?? 4;
@@ -77,10 +83,10 @@ export function resolveImages(config: MobyConfig, options: Pick<AssembleOptions,
   const resolve = (ref: string) => schedule(() => options.source.resolve(ref, options.platform));
 
   const out: ResolvedImages = {init: [], onboot: [], onshutdown: [], services: [], volumes: []};
-  if (config.kernel?.image) out.kernel = resolve(config.kernel.image);
-  out.init = (config.init ?? []).map(resolve);
-  out.volumes = (config.volumes ?? []).map((volume) => {
-    if (!volume.image) return undefined;
+  if (config.kernel?.image && !skip.has('kernel')) out.kernel = resolve(config.kernel.image);
+  if (!skip.has('init')) out.init = (config.init ?? []).map(resolve);
+  out.volumes = (config.volumes ?? []).map((volume, i) => {
+    if (!volume.image || skip.has(`volume[${i}]`)) return undefined;
     if (volume.format === 'oci' && options.layouts) {
       // an OCI-layout volume carries several platforms' images: all must be in the cache
       const layouts = options.layouts;
@@ -94,7 +100,8 @@ export function resolveImages(config: MobyConfig, options: Pick<AssembleOptions,
     }
     return resolve(volume.image);
   });
-  for (const section of SECTIONS) out[section] = (config[section] ?? []).map((entry) => resolve(entry.image));
+  // a reused container's slot stays empty (never awaited: assembly takes it from the tar)
+  for (const section of SECTIONS) out[section] = (config[section] ?? []).map((entry, i) => (skip.has(`${section}[${i}]`) ? undefined! : resolve(entry.image)));
   return out;
 }
 
@@ -112,14 +119,19 @@ async function* parts(config: MobyConfig, images: ResolvedImages, options: Assem
   const where = options.where ?? ((path) => path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${p}`)).join('').replace(/^\./, ''));
   const idMap = containerIdMap(config);
 
-  if (config.kernel && images.kernel) {
+  const reuse = options.reuse;
+  if (config.kernel && reuse?.parts.has('kernel')) {
+    yield* reuse.entries('kernel');
+  } else if (config.kernel && images.kernel) {
     const kernel = await images.kernel;
     const pax = {'LINUXKIT.source': kernel.ref, 'LINUXKIT.location': 'kernel'};
-    for await (const entry of kernelEntries(source, kernel, config.kernel, mtime)) yield {...entry, pax};
+    for await (const entry of kernelEntries(source, kernel, config.kernel, mtime, {decompress: options.decompressKernel ?? false})) yield {...entry, pax};
   }
 
   // Init images form the root filesystem together, later ones over earlier ones.
-  if (images.init.length > 0) {
+  if (reuse?.parts.has('init')) {
+    yield* reuse.entries('init');
+  } else if (images.init.length > 0) {
     const initImages = await Promise.all(images.init);
     const apkDatabases: Array<Buffer | undefined> = initImages.map(() => undefined);
     const layers: LayerInput[] = initImages.flatMap((image, i) =>
@@ -142,6 +154,10 @@ async function* parts(config: MobyConfig, images: ResolvedImages, options: Assem
   }
 
   for (const [i, volume] of (config.volumes ?? []).entries()) {
+    if (reuse?.parts.has(`volume[${i}]`)) {
+      yield* reuse.entries(`volume[${i}]`);
+      continue;
+    }
     const image = await images.volumes[i];
     const pax = {'LINUXKIT.source': image?.ref ?? 'empty', 'LINUXKIT.location': `volume[${i}]`};
     for await (const entry of volumeEntries(volume, i, image, {source, layouts: options.layouts, mtime})) yield {...entry, pax: entry.pax ?? pax};
@@ -151,6 +167,10 @@ async function* parts(config: MobyConfig, images: ResolvedImages, options: Assem
   for (const section of SECTIONS) {
     const entries: ImageEntry[] = config[section] ?? [];
     for (const [i, entry] of entries.entries()) {
+      if (reuse?.parts.has(`${section}[${i}]`)) {
+        yield* reusedBundle(reuse, section, i, entry.name, unpacked);
+        continue;
+      }
       const image = await images[section][i]!;
       const pax = {'LINUXKIT.source': image.ref, 'LINUXKIT.location': `${section}[${i}]`};
       for await (const out of bundleEntries(section, i, entry, image, {source, idMap, volumes: config.volumes ?? [], mtime, unpacked})) {
@@ -161,6 +181,21 @@ async function* parts(config: MobyConfig, images: ResolvedImages, options: Assem
 
   const files = config.files ?? [];
   for await (const entry of fileEntries(files, {idMap, mtime, cwd: options.cwd, metadata: options.metadata, where: (i) => where(['files', i])})) {
+    yield entry;
+  }
+}
+
+/**
+ * A container taken from --input-tar. When it holds its image's root filesystem, later
+ * containers of the same image share it, as they would in a fresh build.
+ */
+async function* reusedBundle(reuse: Reuse, section: Section, index: number, name: string, unpacked: Map<string, string>): AsyncGenerator<Entry> {
+  const prefix = bundlePath(section, index, name);
+  for await (const entry of reuse.entries(`${section}[${index}]`)) {
+    const source = entry.pax?.['LINUXKIT.source'];
+    for (const root of ['rootfs', 'lower']) {
+      if (source && !unpacked.has(source) && entry.path.startsWith(`${prefix}/${root}/`)) unpacked.set(source, `${prefix}/${root}`);
+    }
     yield entry;
   }
 }

@@ -13,11 +13,13 @@ import {StagedFiles} from './staged-files.ts';
 import {DEFAULT_BOOTLOADER_IMAGE, loadBootloaderFiles} from './bootloader.ts';
 import {checkDiskOptions, DiskOutputs, isDiskFormat, type DiskFormat} from './disk-outputs.ts';
 import type {BootloaderFiles} from '../formats/bootloader.ts';
+import {isRootfsFormat, writeRootfsFormat, type RootfsFormat} from './rootfs-outputs.ts';
+import {planReuse, type ReusePlan} from './input-tar.ts';
 import type {BootMode} from '../formats/layout.ts';
 
 export interface BuildRequest {
   config: MobyConfig;
-  formats: Array<BuildFormat | DiskFormat>;
+  formats: Array<BuildFormat | DiskFormat | RootfsFormat>;
   target: OutputTarget;
   /** For bootable formats (raw-efi, iso-bios, vhd...): --boot, --size, --data-size, --bootloader-image. */
   disk?: {boot?: BootMode; size?: number; dataSize?: number; bootloaderImage?: string};
@@ -35,6 +37,10 @@ export interface BuildRequest {
   where?(path: Array<string | number>): string;
   /** Where the build records its temp files before writing them, so `tskit gc` can remove them after a crash. */
   journal?: ResourceJournal;
+  /** --decompress-kernel: write the kernel decompressed, as LinuxKit's flag does. */
+  decompressKernel?: boolean;
+  /** --input-tar: a previous build's tar, whose unchanged parts are reused (input-tar.ts). */
+  inputTar?: string;
 }
 
 export async function build(request: BuildRequest): Promise<Artifact[]> {
@@ -42,8 +48,14 @@ export async function build(request: BuildRequest): Promise<Artifact[]> {
   const mtime = generatedMtime();
   const diskFormats = request.formats.filter(isDiskFormat);
   if (diskFormats.length > 0) checkDiskOptions(diskFormats, request.disk ?? {});
+  let reuse: ReusePlan | undefined;
+  if (request.inputTar) {
+    const planned = await planReuse(request.inputTar, request.config, request.decompressKernel ?? false);
+    request.emit({type: 'log', level: 'info', message: planned.note});
+    reuse = planned.plan;
+  }
   // Pulls start now and run while assembly works on what has arrived.
-  const images = resolveImages(request.config, {source: request.source, platform: request.platform, ...(request.layouts ? {layouts: request.layouts} : {})});
+  const images = resolveImages(request.config, {source: request.source, platform: request.platform, ...(request.layouts ? {layouts: request.layouts} : {}), ...(reuse ? {skip: reuse.parts} : {})});
   // The bootloader image resolves with the others, so a missing one fails before anything is written.
   const bootloaderRef = request.disk?.bootloaderImage ?? request.config.bootloader?.image ?? DEFAULT_BOOTLOADER_IMAGE;
   const bootloaderImage = diskFormats.length > 0 ? await request.source.resolve(bootloaderRef, request.platform) : undefined;
@@ -66,7 +78,9 @@ export async function build(request: BuildRequest): Promise<Artifact[]> {
   try {
     // Each format reads the layers again from the cache: cheaper than holding anything.
     for (const format of request.formats) {
+      const reader = reuse?.open();
       const entries = assemble(request.config, images, {
+        ...(reader ? {reuse: reader} : {}),
         source: request.source,
         ...(request.layouts ? {layouts: request.layouts} : {}),
         platform: request.platform,
@@ -75,9 +89,20 @@ export async function build(request: BuildRequest): Promise<Artifact[]> {
         emit: request.emit,
         metadata: request.metadata,
         ...(request.where ? {where: request.where} : {}),
+        ...(request.decompressKernel ? {decompressKernel: true} : {}),
       });
       const ctx = {staged, emit: request.emit, ...(request.signal ? {signal: request.signal} : {})};
-      artifacts.push(...(isDiskFormat(format) ? await disks!.write(format, entries, request.target, ctx) : await writeFormat(format, entries, request.target, ctx)));
+      try {
+        artifacts.push(
+          ...(isDiskFormat(format)
+            ? await disks!.write(format, entries, request.target, ctx)
+            : isRootfsFormat(format)
+              ? await writeRootfsFormat(format, entries, request.target, {...ctx, mtime})
+              : await writeFormat(format, entries, request.target, ctx)),
+        );
+      } finally {
+        await reader?.close();
+      }
       request.signal?.throwIfAborted();
     }
     await allResolved(images);

@@ -12,7 +12,7 @@ import {writeBytes} from './byte-sink.ts';
 import type {Entry} from './entry.ts';
 import {splitKernelInitrd, type Artifact, type OutputTarget, type WriteContext} from './outputs.ts';
 
-export const DISK_FORMATS = ['raw-efi', 'raw-bios', 'iso-efi', 'iso-bios', 'qcow2-efi', 'qcow2-bios', 'vhd', 'dynamic-vhd', 'vhdx', 'vmdk', 'gcp', 'aws'] as const;
+export const DISK_FORMATS = ['raw-efi', 'raw-bios', 'iso-efi', 'iso-efi-initrd', 'iso-bios', 'qcow2-efi', 'qcow2-bios', 'vhd', 'dynamic-vhd', 'vhdx', 'vmdk', 'gcp', 'aws'] as const;
 export type DiskFormat = (typeof DISK_FORMATS)[number];
 
 interface DiskFormatSpec {
@@ -30,6 +30,8 @@ export const DISK_FORMAT_SPECS: Record<DiskFormat, DiskFormatSpec> = {
   'raw-efi': {suffix: '-efi.img', layout: 'disk', container: 'raw', boots: ['efi']},
   'raw-bios': {suffix: '-bios.img', layout: 'disk', container: 'raw', boots: ['bios']},
   'iso-efi': {suffix: '-efi.iso', layout: 'iso', container: 'raw', boots: ['efi']},
+  // LinuxKit's name for a UEFI ISO that boots the kernel and initrd: tskit's iso-efi already is one
+  'iso-efi-initrd': {suffix: '-efi-initrd.iso', layout: 'iso', container: 'raw', boots: ['efi']},
   'iso-bios': {suffix: '.iso', layout: 'iso', container: 'raw', boots: ['bios']},
   'qcow2-efi': {suffix: '-efi.qcow2', layout: 'disk', container: 'qcow2', boots: ['efi']},
   'qcow2-bios': {suffix: '.qcow2', layout: 'disk', container: 'qcow2', boots: ['bios']},

@@ -11,6 +11,7 @@ import {imageLayerInputs} from './image-layers.ts';
 import {normalizeImagePath} from './image-path.ts';
 import {PathTree} from './path-tree.ts';
 import {readTar} from './tar/reader.ts';
+import {decompressedKernel} from './kernel-decompress.ts';
 
 export interface KernelParts {
   binary: string;
@@ -33,6 +34,7 @@ export async function* kernelEntries(
   image: ResolvedImage,
   kernel: KernelConfig,
   mtime: number,
+  options: {decompress?: boolean} = {},
 ): AsyncGenerator<Entry> {
   const parts = kernelParts(kernel);
   const flattened = flattenLayers(imageLayerInputs(source, image, {mtime, linuxkitRules: false}), {mtime});
@@ -52,7 +54,8 @@ export async function* kernelEntries(
       yield* boot();
       const cmdline = Buffer.from(kernel.cmdline ?? '');
       yield {path: 'boot/cmdline', type: 'file', mode: 0o644, uid: 0, gid: 0, mtime, size: cmdline.length, content: [cmdline]};
-      yield headerOnly(entry, 'boot/kernel', mtime);
+      const binary = headerOnly(entry, 'boot/kernel', mtime);
+      yield options.decompress ? await decompressedKernel(binary, `${parts.binary} of ${image.ref}`) : binary;
     } else if (parts.tar !== null && entry.path === parts.tar && entry.type === 'file') {
       foundTar = true;
       yield* kernelTarEntries(entry, `${parts.tar} of ${image.ref}`);

@@ -7,6 +7,7 @@ import {TskitError} from '../errors.ts';
 import type {Emit} from '../events.ts';
 import {writeBytes, type Written} from './byte-sink.ts';
 import type {DiskFormat} from './disk-outputs.ts';
+import type {RootfsFormat} from './rootfs-outputs.ts';
 import {writeCpio} from './cpio.ts';
 import {drain, generatedMtime, type Entry} from './entry.ts';
 import {StagedFiles} from './staged-files.ts';
@@ -48,7 +49,7 @@ export function outputPaths(format: BuildFormat, target: OutputTarget): string[]
 
 export interface Artifact {
   path: string;
-  format: BuildFormat | DiskFormat;
+  format: BuildFormat | DiskFormat | RootfsFormat;
   size: number;
   sha256: string;
 }

@@ -28,6 +28,9 @@ export class StagedFiles {
 
   /** A temporary path that becomes `finalPath` at commit. */
   stage(finalPath: string): string {
+    // a second output of the same name (NAME-kernel from two kernel+ formats) replaces the first
+    const earlier = this.staged.get(finalPath);
+    if (earlier !== undefined) this.scratch.add(earlier);
     const temp = this.tempName(finalPath);
     this.staged.set(finalPath, temp);
     return temp;

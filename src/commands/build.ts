@@ -1,10 +1,12 @@
-import {resolve, basename, extname} from 'node:path';
+import {resolve} from 'node:path';
 import {Args, Flags} from '@oclif/core';
 import {build} from '../build/build.ts';
 import {BUILD_FORMATS, type BuildFormat} from '../build/outputs.ts';
 import {layerIndexDeriver} from '../build/layer-index.ts';
 import {DEFAULT_BOOTLOADER_IMAGE} from '../build/bootloader.ts';
 import {DISK_FORMATS, type DiskFormat} from '../build/disk-outputs.ts';
+import {ROOTFS_FORMATS, type RootfsFormat} from '../build/rootfs-outputs.ts';
+import {defaultOutputName} from '../build/output-name.ts';
 import {BOOT_MODES, type BootMode} from '../formats/layout.ts';
 import {parseSize} from '../run/size.ts';
 import {loadConfig} from '../config/load.ts';
@@ -26,14 +28,16 @@ export default class Build extends TskitCommand {
 filesystem as LinuxKit does, and writes each requested format. Several files merge in LinuxKit's order. Outputs \
 appear together when the build succeeds; a failed or interrupted build leaves none behind.
 
-Formats: tar (NAME.tar), kernel+initrd (NAME-kernel, NAME-initrd.img, NAME-cmdline), tar-kernel-initrd (NAME-initrd.tar); \
-bootable: raw-efi (NAME-efi.img), raw-bios (NAME-bios.img), iso-efi (NAME-efi.iso), iso-bios (NAME.iso), qcow2-efi \
+Formats: tar (NAME.tar), kernel+initrd (NAME-kernel, NAME-initrd.img, NAME-cmdline), tar-kernel-initrd (NAME-initrd.tar), \
+kernel+squashfs (NAME-kernel, NAME-cmdline, NAME-squashfs.img), kernel+erofs (NAME-kernel, NAME-cmdline, NAME-erofs.img); \
+bootable: raw-efi (NAME-efi.img), raw-bios (NAME-bios.img), iso-efi (NAME-efi.iso), iso-efi-initrd (NAME-efi-initrd.iso), iso-bios (NAME.iso), qcow2-efi \
 (NAME-efi.qcow2), qcow2-bios (NAME.qcow2), vhd (NAME.vhd), dynamic-vhd (NAME-dynamic.vhd), vhdx (NAME.vhdx), vmdk \
 (NAME.vmdk), gcp (NAME.img.tar.gz), aws (NAME.raw). Bootable formats take their boot loaders from the bootloader image \
 (--bootloader-image, or the YAML's tskit extension \`bootloader: {image: REF}\`, default ${DEFAULT_BOOTLOADER_IMAGE}).`;
   static override examples = [
     '<%= config.bin %> build --format kernel+initrd --name hello --dir out templates/hello.yml',
-    '<%= config.bin %> build -f tar -f kernel+initrd base.yml extras.yml',
+    '<%= config.bin %> build -f tar,kernel+initrd base.yml extras.yml',
+    '<%= config.bin %> build -f kernel+squashfs templates/hello.yml',
     'cat hello.yml | <%= config.bin %> build --name hello -',
     '<%= config.bin %> build --mirror localhost:5000=http://127.0.0.1:5001 templates/hello.yml',
     '<%= config.bin %> build -f raw-efi -f iso-bios templates/hello.yml',
@@ -42,15 +46,24 @@ bootable: raw-efi (NAME-efi.img), raw-bios (NAME-bios.img), iso-efi (NAME-efi.is
   static override args = {files: Args.string({description: 'YAML files (paths, - for stdin, or https URLs)', required: true})};
   static override strict = false;
   static override flags = {
-    format: Flags.string({char: 'f', multiple: true, multipleNonGreedy: true, options: [...BUILD_FORMATS, ...DISK_FORMATS], description: 'output format (repeatable)', default: ['kernel+initrd']}),
+    format: Flags.string({
+      char: 'f',
+      multiple: true,
+      multipleNonGreedy: true,
+      delimiter: ',',
+      options: [...BUILD_FORMATS, ...ROOTFS_FORMATS, ...DISK_FORMATS],
+      description: 'output format (repeatable, or a comma-separated list); default kernel+initrd, or tar with --output',
+    }),
     boot: Flags.string({options: BOOT_MODES, description: 'firmware a disk format boots with: efi, bios or hybrid (both); default: the format\'s own (hybrid for vhd, dynamic-vhd, vhdx, vmdk, gcp, aws)'}),
     size: Flags.string({description: 'virtual size of disk formats (e.g. 2G; plain numbers are MiB); default: the smallest that fits, rounded as the target requires'}),
     'data-size': Flags.string({description: 'add an empty data partition of this size after the boot partition (disk formats)'}),
     'bootloader-image': Flags.string({description: `OCI image with the boot loaders for bootable formats (default: the YAML's bootloader.image, else ${DEFAULT_BOOTLOADER_IMAGE})`}),
-    name: Flags.string({description: 'name of the outputs (default: the first file\'s name without extension)'}),
+    name: Flags.string({description: 'name of the outputs (default: the last file\'s name without extension, "moby" for stdin, as LinuxKit)'}),
     dir: Flags.string({description: 'directory for the outputs', default: '.'}),
     output: Flags.string({char: 'o', description: 'write the single output to this file (- for stdout; tar only)'}),
     arch: archFlag,
+    'input-tar': Flags.string({description: 'a tar from a previous build of this configuration (with a files: metadata: entry): parts that did not change are taken from it, not pulled and assembled again, as LinuxKit\'s flag', exclusive: ['pull']}),
+    'decompress-kernel': Flags.boolean({description: 'write the kernel decompressed (a gzip\'d kernel, or the payload of a bzImage compressed with gzip, lz4 or zstd), as LinuxKit\'s flag'}),
     'dry-run': Flags.boolean({description: 'print the merged configuration (as LinuxKit\'s metadata: yaml) and stop'}),
     ...pullFlags,
     ...cacheDirFlags,
@@ -62,10 +75,11 @@ bootable: raw-efi (NAME-efi.img), raw-bios (NAME-bios.img), iso-efi (NAME-efi.is
   async run(): Promise<void> {
     const {flags, argv} = await this.parse(Build);
     const files = argv as string[];
-    const formats = [...new Set(flags.format)] as Array<BuildFormat | DiskFormat>;
+    const formats = [...new Set(flags.format ?? [flags.output ? 'tar' : 'kernel+initrd'])] as Array<BuildFormat | DiskFormat | RootfsFormat>;
     if (flags.output && (formats.length !== 1 || (flags.output === '-' && formats[0] !== 'tar'))) {
       throw new TskitError('--output takes exactly one format, and - (stdout) only with --format tar');
     }
+    if (flags['input-tar'] && flags.output && resolve(flags['input-tar']) === resolve(flags.output)) throw new TskitError('--input-tar and --output cannot be the same file');
     const render = createProgressRenderer(flags.json, flags.output === '-' ? process.stderr : process.stdout);
 
     const loaded = await loadConfig(files);
@@ -74,8 +88,7 @@ bootable: raw-efi (NAME-efi.img), raw-bios (NAME-bios.img), iso-efi (NAME-efi.is
       process.stdout.write(renderMetadata(loaded.config, 'yaml'));
       return;
     }
-    const name = flags.name ?? (files[0] === '-' || /^https?:/.test(files[0]!) ? undefined : basename(files[0]!, extname(files[0]!)));
-    if (!name) throw new TskitError('give the outputs a name with --name when the first configuration is stdin or a URL');
+    const name = flags.name ?? defaultOutputName(files);
 
     const [platform] = platformsFromArchFlags(flags.arch);
     const registry = await registryOptionsFromFlags(flags, render.emit);
@@ -87,6 +100,8 @@ bootable: raw-efi (NAME-efi.img), raw-bios (NAME-bios.img), iso-efi (NAME-efi.is
       const artifacts = await interruptible((signal) => build({
         config: loaded.config,
         formats,
+        ...(flags['decompress-kernel'] ? {decompressKernel: true} : {}),
+        ...(flags['input-tar'] ? {inputTar: resolve(flags['input-tar'])} : {}),
         disk: {
           ...(flags.boot ? {boot: flags.boot as BootMode} : {}),
           ...(flags.size ? {size: parseSize(flags.size, '--size')} : {}),

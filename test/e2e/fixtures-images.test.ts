@@ -68,12 +68,17 @@ describe('fixture registry (test/global-setup.ts)', () => {
     expect(fixtures.images.map((image) => image.ref).sort()).toEqual([
       'tskit/bootloader:1',
       'tskit/busybox:1',
+      'tskit/busybox:1-arm64',
       'tskit/init:1',
+      'tskit/init:1-arm64',
       'tskit/kernel:6.1',
+      'tskit/kernel:6.1-arm64',
+      'tskit/kernel:6.1-builtin',
       'tskit/kernel:6.1-ucode',
       'tskit/labelled:1',
       'tskit/multiarch:1',
       'tskit/runc:1',
+      'tskit/runc:1-arm64',
     ]);
     for (const image of fixtures.images) {
       const served = await manifest(image.repository, image.tag);

@@ -2,7 +2,7 @@
 // registry (separate cold caches) gives the same root filesystem, entry by entry, and the
 // same config.json/runtime.json bytes — except where LinuxKit has a known bug, which the
 // tests name. Needs the `linuxkit` CLI: $LINUXKIT, `linuxkit` on PATH, or
-// `go install github.com/linuxkit/linuxkit/src/cmd/linuxkit@43200ea…` (the v1.8.2 commit);
+// ~/.cache/tskit-peers/linuxkit, or `go install` of the v1.8.2 commit (test/support/linuxkit.ts);
 // without one the suite is skipped with the reason printed.
 import {execFile} from 'node:child_process';
 import {existsSync} from 'node:fs';
@@ -13,35 +13,9 @@ import {promisify} from 'node:util';
 import {afterAll, beforeAll, describe, expect, inject, it} from 'vitest';
 import {ensureBuilt, ROOT, tskit} from '../support/cli.ts';
 import {tarState, type PathState} from '../support/tar-state.ts';
+import {findLinuxkit} from '../support/linuxkit.ts';
 
 const run = promisify(execFile);
-const LINUXKIT_COMMIT = '43200ea6342590c6806f808b318d7f3a69b0cdd8';
-
-async function findLinuxkit(): Promise<{path?: string; reason: string}> {
-  if (process.env.LINUXKIT) return existsSync(process.env.LINUXKIT) ? {path: process.env.LINUXKIT, reason: ''} : {reason: `$LINUXKIT (${process.env.LINUXKIT}) does not exist`};
-  try {
-    const {stdout} = await run('sh', ['-c', 'command -v linuxkit']);
-    if (stdout.trim()) return {path: stdout.trim(), reason: ''};
-  } catch {
-    // not on PATH
-  }
-  const gobin = join(ROOT, '.fixtures', 'linuxkit', 'bin');
-  if (existsSync(join(gobin, 'linuxkit'))) return {path: join(gobin, 'linuxkit'), reason: ''};
-  try {
-    await run('go', ['version']);
-  } catch {
-    return {reason: 'Go is not installed, so LinuxKit cannot be installed'};
-  }
-  try {
-    await mkdir(gobin, {recursive: true});
-    await run('go', ['install', `github.com/linuxkit/linuxkit/src/cmd/linuxkit@${LINUXKIT_COMMIT}`], {env: {...process.env, GOBIN: gobin}, timeout: 180_000});
-    return {path: join(gobin, 'linuxkit'), reason: ''};
-  } catch (error) {
-    const text = String((error as {stderr?: string}).stderr ?? error).trim().split('\n').slice(-2).join(' ');
-    return {reason: `go install of LinuxKit ${LINUXKIT_COMMIT} failed: ${text}`};
-  }
-}
-
 const linuxkit = await findLinuxkit();
 if (!linuxkit.path) console.info(`[parity] skipped: ${linuxkit.reason}`);
 

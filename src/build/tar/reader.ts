@@ -100,6 +100,9 @@ export async function* readTar(source: AsyncIterable<Uint8Array> | Iterable<Uint
     }
     const xattrs = xattrsFrom(records);
     if (xattrs) entry.xattrs = xattrs;
+    // LinuxKit's provenance records (LINUXKIT.source, .location): `build --input-tar` reads them
+    const linuxkit = [...records].filter(([key]) => key.startsWith('LINUXKIT.'));
+    if (linuxkit.length > 0) entry.pax = Object.fromEntries(linuxkit.map(([key, value]) => [key, value.toString('utf8')]));
 
     if (type === 'file' && contentSize > 0) {
       const body = new BodyWindow(reader, contentSize, `${what}: ${printable(path)}`);

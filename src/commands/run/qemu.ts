@@ -38,8 +38,11 @@ With --count N, N VMs boot together as a cluster: each console is prefixed with 
     firmware: Flags.string({description: 'UEFI firmware file (default: OVMF.fd from the usual places)'}),
     cmdline: Flags.string({description: "text appended to a kernel+initrd image's kernel command line"}),
     publish: Flags.string({char: 'p', description: 'forward a host port to the guest: [ADDRESS:]HOST:GUEST[/tcp|/udp]', multiple: true, multipleNonGreedy: true}),
-    networking: Flags.string({description: 'guest network: user (NAT, default) or none', options: ['user', 'none']}),
-    format: Flags.string({description: 'the image format when the file does not say (raw-efi, iso-efi, qcow2-bios, ...)'}),
+    networking: Flags.string({description: 'guest network: user (NAT, default), none, tap,NAME (an existing tap device) or bridge,NAME (an existing bridge, through qemu-bridge-helper), as LinuxKit'}),
+    format: Flags.string({description: 'the image format when the file does not say (raw-efi, iso-efi, qcow2-bios, kernel+squashfs, ...)'}),
+    arch: Flags.string({description: 'guest architecture: amd64 (x86_64) or arm64 (aarch64: qemu-system-aarch64, virt, AAVMF for disks, TCG on an x86 host); default the host\'s', options: ['amd64', 'x86_64', 'arm64', 'aarch64']}),
+    data: Flags.string({description: 'metadata for the guest, as LinuxKit: a CD holding /config (LinuxKit\'s metadata ISO)', exclusive: ['data-file']}),
+    'data-file': Flags.string({description: 'as --data, from a file'}),
     verbose: Flags.boolean({char: 'v', description: 'also report the qemu command line, accelerator choice and lifecycle on stderr'}),
   };
 
@@ -67,6 +70,9 @@ With --count N, N VMs boot together as a cluster: each console is prefixed with 
             cmdline: flags.cmdline,
             networking: flags.networking,
             format: flags.format,
+            data: flags.data,
+            arch: flags.arch,
+            'data-file': flags['data-file'],
           });
           const conflict = clusterConflict(options, cluster.count);
           if (conflict) throw new TskitError(conflict, {exitCode: 2});
